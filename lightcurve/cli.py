@@ -22,7 +22,7 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                    help="total objects (default: the paper's 99,201, class fractions kept)")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    p.set_defaults(handler="trainer.commands:simulate")
+    p.set_defaults(handler="trainer.simulator:simulate_command")
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,2 @@
+"""Online service: FastAPI app, Redis state store, incremental inference, webhooks, metrics, CLI.
+Imports ``lightcurve``; never imports ``trainer``."""
