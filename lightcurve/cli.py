@@ -76,7 +76,9 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objects", default=None, help="objects table with ra/dec (default: beside FILE)")
     p.add_argument("--url", default="http://127.0.0.1:8000")
     p.add_argument("--rate", type=float, default=0.0, help="detections per second (0: as fast as possible)")
-    p.set_defaults(handler="service.commands:replay")
+    p.add_argument("--api-key", default=None, help="bearer key when the service sets GOTO_API_KEYS "
+                   "(default: $GOTO_API_KEY)")
+    p.set_defaults(handler="service.replay:replay_command")
 
 
 def build_parser() -> argparse.ArgumentParser:
