@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 __all__ = [
     "ID_PATTERN",
+    "MAG_ERR_MAX",
     "MAG_RANGE",
     "MJD_RANGE",
     "Detection",

@@ -1,0 +1,260 @@
+"""The GOTO-like simulator: class counts, determinism, the table contract, paper statistics at small N,
+and the physics of its pieces (detection, supernova visibility, AGN flares)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lightcurve.context import GalaxyCatalog
+from lightcurve.types import derive_detection_id
+from trainer.data import load_tables
+from trainer.simulator import PAPER_CLASS_COUNTS, class_counts, simulate, simulate_command
+from trainer.simulator.drw import draw_drw
+from trainer.simulator.survey import SurveyConfig, build_schedule, detect, magnitude_error
+from trainer.simulator.transients import (
+    SN_MAX_VISIBLE_D,
+    SN_VISIBILITY_MAG,
+    agn_magnitudes,
+    bazin_magnitude,
+    draw_agn,
+    draw_supernovae,
+    supernova_visible_days,
+)
+from trainer.survey_stats import summary_statistics
+
+N_SMALL = 3000
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def sky():
+    return simulate(N_SMALL, SEED, progress=False)
+
+
+@pytest.fixture(scope="module")
+def stats(sky):
+    sep = GalaxyCatalog(sky.galaxies["ra"], sky.galaxies["dec"]).nearest_separation_arcsec(
+        sky.objects["ra"], sky.objects["dec"]
+    )
+    return summary_statistics(sky.detections, sky.objects, sep)
+
+
+# ------------------------------------------------------------------------------------ class counts
+
+
+def test_default_size_is_the_papers_exact_class_counts():
+    assert class_counts() == {"VS": 98457, "SN": 201, "AGN": 543}
+    assert class_counts(99201) == class_counts(None) == PAPER_CLASS_COUNTS
+
+
+@pytest.mark.parametrize("n", [3, 4, 10, 100, 2000, 12345, 1_000_000])
+def test_other_sizes_keep_the_fractions_with_one_of_each(n):
+    counts = class_counts(n)
+    assert sum(counts.values()) == n
+    assert min(counts.values()) >= 1
+    if n >= 1000:
+        for c, k in counts.items():
+            assert abs(k - n * PAPER_CLASS_COUNTS[c] / 99201) <= 1
+
+
+def test_fewer_objects_than_classes_is_an_error():
+    with pytest.raises(ValueError, match="at least 3"):
+        class_counts(2)
+
+
+# ------------------------------------------------------------------------------------ determinism
+
+
+def test_same_seed_gives_identical_tables(sky):
+    again = simulate(N_SMALL, SEED, progress=False)
+    for name in ("detections", "objects", "galaxies"):
+        pd.testing.assert_frame_equal(getattr(sky, name), getattr(again, name))
+
+
+def test_another_seed_gives_another_sky(sky):
+    other = simulate(N_SMALL, SEED + 1, progress=False)
+    assert not np.array_equal(other.objects["ra"].to_numpy(), sky.objects["ra"].to_numpy())
+    assert len(other.detections) != len(sky.detections)
+
+
+# ------------------------------------------------------------------------------------ table contract
+
+
+def test_tables_follow_the_contract(sky):
+    det, obj, gal = sky.detections, sky.objects, sky.galaxies
+    assert list(det.columns) == ["object_id", "detection_id", "mjd", "mag", "mag_err", "filter"]
+    assert {"object_id", "ra", "dec", "label"} <= set(obj.columns)
+    assert "host_sep_arcsec" not in obj.columns  # the trainer must cross-match the catalogue
+    assert all(c.startswith("true_") for c in obj.columns if c not in ("object_id", "ra", "dec", "label"))
+    assert {"ra", "dec"} <= set(gal.columns)
+    assert obj["label"].value_counts().to_dict() == class_counts(N_SMALL)
+    assert obj["object_id"].is_unique and set(det["object_id"]) == set(obj["object_id"])
+    assert not det.duplicated(["object_id", "detection_id"]).any()
+    for row in det.sample(200, random_state=0).itertuples():
+        assert row.detection_id == derive_detection_id(row.object_id, row.mjd, row.filter)
+    assert (det["filter"] == "L").all()
+    assert det["mjd"].between(58562.0, 59157.5).all()
+    assert det["mag"].between(10.0, 21.5).all() and (det["mag_err"] > 0).all()
+    assert obj["dec"].min() >= -30.0 and obj["ra"].between(0.0, 360.0, inclusive="left").all()
+
+
+def test_ids_do_not_reveal_the_class(sky):
+    # Ids are numbered after a shuffle: each class is spread over the whole id range.
+    rank = pd.Series(np.arange(len(sky.objects)), index=sky.objects["object_id"])
+    for label in ("SN", "AGN"):
+        ranks = rank[sky.objects.loc[sky.objects["label"] == label, "object_id"]].to_numpy()
+        assert ranks.min() < len(rank) / 3 and ranks.max() > 2 * len(rank) / 3
+
+
+def test_catalogued_hosts_are_in_the_galaxy_table(sky):
+    hosted = sky.objects[sky.objects["true_host_sep_arcsec"].notna()]
+    assert len(hosted) > 0
+    sep = GalaxyCatalog(sky.galaxies["ra"], sky.galaxies["dec"]).nearest_separation_arcsec(
+        hosted["ra"], hosted["dec"]
+    )
+    # The nearest galaxy is the host (or a chance neighbour even closer).
+    assert np.all(sep <= hosted["true_host_sep_arcsec"].to_numpy() + 1e-3)
+
+
+# ------------------------------------------------------------------------------------ paper statistics
+
+
+def test_statistics_match_the_paper_at_small_size(stats):
+    by = stats["by_class"]
+    assert abs(stats["median_points"] - 6) <= 1
+    assert abs(stats["median_gap_d"] - 11) <= 3
+    assert by["SN"]["duration_d"]["max"] < 100
+    assert by["VS"]["duration_d"]["q75"] > 300
+    # Fig. 1: VS brighter on average, SN and AGN fainter.
+    assert by["VS"]["mean_of_mean_mag"] + 2 < min(by["SN"]["mean_of_mean_mag"], by["AGN"]["mean_of_mean_mag"])
+    # Fig. 3: VS concentrated to the plane, SN/AGN away from it and more often near a galaxy.
+    assert by["VS"]["fraction_abs_b_over_10deg"] < 0.6
+    assert by["SN"]["fraction_abs_b_over_10deg"] > 0.8 and by["AGN"]["fraction_abs_b_over_10deg"] > 0.8
+    assert by["VS"]["fraction_host_within_60arcsec"] < 0.05
+    n_sn, n_agn = by["SN"]["n"], by["AGN"]["n"]
+    hosted = sum(by[c]["n"] * by[c]["fraction_host_within_60arcsec"] for c in ("SN", "AGN"))
+    assert hosted / (n_sn + n_agn) > 0.3
+    # Heavy-tailed numbers of points: single detections and long light curves both exist.
+    assert stats["fraction_single_point"] > 0.03 and by["VS"]["points"]["max"] > 30
+
+
+def test_hard_cases_are_present(sky, stats):
+    from lightcurve.context import galactic_lb
+
+    obj = sky.objects
+    per = sky.detections.groupby("object_id").agg(n=("mag", "size"), mean=("mag", "mean"), std=("mag", "std"))
+    per = obj.join(per, on="object_id")
+    _, b = galactic_lb(obj["ra"].to_numpy(), obj["dec"].to_numpy())
+    vs = (obj["label"] == "VS").to_numpy()
+    assert np.sum(vs & (np.abs(b) > 30)) > 0.1 * vs.sum()  # variables far from the plane
+    quiet = vs & (per["n"] >= 3).to_numpy() & (per["std"] < 0.03).to_numpy()
+    assert quiet.sum() > 0.02 * vs.sum()  # variables that vary little
+    faint_few = (per["n"] <= 3) & per["mean"].between(18.5, 20.5)
+    assert (faint_few & (obj["label"] == "SN")).any() and (faint_few & (obj["label"] == "AGN")).any()
+    extragalactic = obj["label"] != "VS"
+    assert (extragalactic & obj["true_host_sep_arcsec"].isna()).any()  # without a catalogued host
+
+
+# ------------------------------------------------------------------------------------ the command
+
+
+def test_simulate_command_writes_loadable_csv_with_provenance(tmp_path, capsys):
+    args = argparse.Namespace(out=str(tmp_path / "sim"), n_objects=300, seed=5, format="csv")
+    assert simulate_command(args) == 0
+    out = tmp_path / "sim"
+    expected = {"detections.csv", "objects.csv", "galaxies.csv", "provenance.json"}
+    assert {p.name for p in out.iterdir()} == expected
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seed"] == 5 and prov["n_objects"] == 300
+    assert prov["class_counts"] == class_counts(300)
+    assert {"simulator_model_version", "created_utc", "summary_statistics", "paper_checks"} <= set(prov)
+    tables = load_tables(out)
+    assert len(tables.objects) == 300 and tables.provenance["simulator"]["seed"] == 5
+    assert "wrote 300 objects" in capsys.readouterr().err
+
+
+def test_simulate_command_reports_bad_size(tmp_path, capsys):
+    args = argparse.Namespace(out=str(tmp_path), n_objects=1, seed=5, format="parquet")
+    assert simulate_command(args) == 2
+    assert "at least 3" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ physics
+
+
+def test_errors_grow_towards_the_limit():
+    cfg = SurveyConfig()
+    mags = np.linspace(12.0, 21.0, 50)
+    err = magnitude_error(mags, np.full(50, 20.0), cfg)
+    assert np.all(np.diff(err) > 0)
+    assert err[0] == pytest.approx(cfg.sys_err_mag, abs=0.002)
+    at_limit = np.hypot(2.5 / np.log(10) / cfg.snr_threshold, cfg.sys_err_mag)  # S/N 5, plus the floor
+    assert float(magnitude_error(20.0, 20.0, cfg)) == pytest.approx(at_limit, rel=1e-9)
+
+
+def test_detection_needs_change_from_the_reference_or_absence_from_it():
+    cfg = SurveyConfig()
+    rng = np.random.default_rng(0)
+    n = 20000
+    limit, residual = np.full(n, 20.0), np.full(n, cfg.subtraction_residual_median)
+    steady = np.full(n, 15.0)
+    _, _, detected = detect(rng, steady, steady, limit, residual, cfg)
+    assert detected.mean() < 1e-3  # a constant star does not appear in difference images
+    _, _, detected = detect(rng, steady - 0.5, steady, limit, residual, cfg)
+    assert detected.mean() > 0.99  # a 0.5 mag brightening does
+    _, _, detected = detect(rng, np.full(n, 18.0), np.full(n, np.inf), limit, residual, cfg)
+    assert detected.mean() > 0.99  # a new source well above the limit is always seen
+    _, _, detected = detect(rng, np.full(n, 21.5), np.full(n, np.inf), limit, residual, cfg)
+    assert detected.mean() < 1e-3  # and one well below it never
+
+
+def test_schedule_has_seasons_and_multi_exposure_visits():
+    schedule = build_schedule(np.random.default_rng(3))
+    t = schedule.exposure_mjd
+    assert t.min() >= 58562.0 and t.max() < 59157.5
+    # A field far from the Sun-avoidance boundary: observed, with a gap of months once a year.
+    field = int(np.argmax(np.diff(schedule.offsets)))
+    times = t[schedule.offsets[field] : schedule.offsets[field + 1]]
+    gaps = np.diff(times)
+    assert gaps.max() > 60  # a seasonal gap
+    assert (gaps < 0.01).any()  # exposures minutes apart within a visit
+    assert schedule.exposure_mag_limit.max() < 21.5 and np.median(schedule.exposure_mag_limit) > 19.5
+
+
+def test_supernovae_are_kept_only_if_visible_for_less_than_the_cut():
+    rng = np.random.default_rng(1)
+    p = draw_supernovae(rng, 20000, np.zeros(20000), 58562.0, 59157.0)
+    kept = p["keep"]
+    assert kept.sum() > 20
+    assert p["visible_days"][kept].max() < SN_MAX_VISIBLE_D
+    assert np.all(p["peak_mag"][kept] < SN_VISIBILITY_MAG)
+    # Peaks are where the model says, and the light curve fades afterwards.
+    i = np.flatnonzero(kept)[0]
+    t = p["peak_mjd"][i] + np.array([-10.0, 0.0, 10.0, 40.0])
+    m = bazin_magnitude(t, p["peak_mjd"][i], p["peak_mag"][i], p["tau_rise_d"][i], p["tau_fall_d"][i])
+    assert m[1] == pytest.approx(p["peak_mag"][i]) and m[0] > m[1] and m[3] > m[2] > m[1]
+
+
+def test_supernova_visibility_of_a_simple_case():
+    # Peak 19 mag, decline ~1.0857/20 = 0.054 mag/d: ~2 mag to 21 takes ~40 d, plus the rise.
+    days = supernova_visible_days(np.array([19.0]), np.array([3.0]), np.array([20.0]), limit_mag=21.0)[0]
+    assert 40 < days < 60
+
+
+def test_agn_flare_brightens_and_walk_is_stationary():
+    rng = np.random.default_rng(2)
+    p = draw_agn(rng, 400, 58562.0, 59157.0)
+    p["flare_flux_ratio"][:] = 1.0  # every AGN flares, doubling its flux at the flare peak
+    drw = draw_drw(rng, p["drw_tau_d"], np.zeros(400), 58500.0, 59200.0)  # walk switched off
+    obj = np.arange(400)
+    at_peak = agn_magnitudes(p, obj, p["flare_mjd"], drw)
+    np.testing.assert_allclose(p["mean_mag"] - at_peak, 2.5 * np.log10(2.0), atol=1e-9)
+    walk = draw_drw(rng, np.full(3000, 100.0), np.full(3000, 0.2), 0.0, 500.0)
+    assert walk.values[:, -1].std() == pytest.approx(0.2, rel=0.1)
+    lag = walk.values[:, 200] - walk.values[:, 0]  # 100 d apart: structure function sqrt(2(1-e^-1)) sigma
+    assert lag.std() == pytest.approx(0.2 * np.sqrt(2 * (1 - np.exp(-1))), rel=0.1)
