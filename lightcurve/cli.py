@@ -30,6 +30,13 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--epochs", type=int, default=None, help="default 200 (paper); --fast: 2")
     p.add_argument("--fast", action="store_true", help="tiny run for tests and smoke checks")
+    p.add_argument("--no-normalise", action="store_true",
+                   help="feed raw inputs (default: z-score fitted on the training split, in metadata)")
+    p.add_argument("--dummy-host-sep", type=float, default=100.0,
+                   help="host distance (arcsec) used beyond 60\" or without a match (default 100)")
+    p.add_argument("--tsne-points", type=int, default=None,
+                   help="t-SNE subsample (default 2000; --fast: 200)")
+    p.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +46,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rnn", choices=["gru", "lstm"], default="gru")
     p.add_argument("--loss", choices=["ce", "wce", "focal"], default="focal")
     p.add_argument("--gamma", type=float, default=2.0)
-    p.add_argument("--rnn-units", type=int, default=150)
-    p.add_argument("--dense-units", type=int, default=200)
+    p.add_argument("--rnn-units", type=int, default=None, help="default 150 (--fast: 16)")
+    p.add_argument("--dense-units", type=int, default=None, help="default 200 (--fast: 16)")
     p.add_argument("--no-context", action="store_true", help="time series only (paper's GRU NC)")
     p.add_argument("--model-version", default=None, help="version stamped on every prediction")
+    p.add_argument("--export-weights", choices=["final", "best_val_auc"], default="final",
+                   help="final epoch (paper) or best validation-AUC epoch")
+    p.add_argument("--work-dir", default=None,
+                   help="checkpoints for resuming (default: .OUT.training beside OUT)")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the checkpoints in the work dir and start over")
+    p.add_argument("--compare", nargs="+", default=None, metavar="DIR",
+                   help="model or grid runs directories to compare with (same data and seed)")
     p.set_defaults(handler="trainer.commands:train")
 
 
@@ -51,6 +66,8 @@ def _add_grid(sub: argparse._SubParsersAction) -> None:
     _add_training_args(p)
     p.add_argument("--out", required=True, help="runs directory (one sub-directory per configuration)")
     p.add_argument("--only", default=None, help="comma-separated subset, e.g. 'gru-focal,gru-focal-nc'")
+    p.add_argument("--reduced", action="store_true",
+                   help="one run per family with the paper's Table 2 hyper-parameters (7 runs instead of 40)")
     p.set_defaults(handler="trainer.commands:grid")
 
 
@@ -58,7 +75,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a model directory on a data set's test split")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--out", default=None, help="report directory (default: MODEL/report)")
+    p.add_argument("--out", default=None,
+                   help="report directory (default: update MODEL/metrics.json and MODEL/report in place)")
+    p.add_argument("--split", choices=["test", "all"], default="test",
+                   help="the model's stored test split (default) or every object (foreign data)")
+    p.add_argument("--compare", nargs="+", default=None, metavar="DIR",
+                   help="model or grid runs directories to compare with (same data and seed)")
+    p.add_argument("--tsne-points", type=int, default=None, help="t-SNE subsample (default 2000)")
+    p.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
     p.set_defaults(handler="trainer.commands:evaluate")
 
 
@@ -81,13 +105,51 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="service.replay:replay_command")
 
 
+def _add_webhook_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", default=None, help="Redis server (default: GOTO_REDIS_URL)")
+    p.add_argument("--webhooks", default=None, help="subscriptions file (default: GOTO_WEBHOOKS)")
+
+
+def _add_dispatch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dispatch", help="deliver webhook events from the Redis outbox (runs until SIGTERM)")
+    _add_webhook_source_args(p)
+    p.add_argument("--max-in-flight", type=int, default=16, help="concurrent deliveries per subscription")
+    p.add_argument("--claim-idle-s", type=float, default=30.0,
+                   help="take over events a dead dispatcher left pending after this many seconds")
+    p.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(handler="service.webhooks.commands:dispatch")
+
+
+def _add_webhooks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("webhooks", help="inspect and replay webhook dead letters")
+    actions = p.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("dead-letters", help="list events that were not delivered, with the reason")
+    _add_webhook_source_args(listing)
+    listing.add_argument("--subscription", action="append", default=None,
+                         help="subscription id (repeatable; default: all)")
+    listing.add_argument("--limit", type=int, default=None, help="at most this many per subscription")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler="service.webhooks.commands:dead_letters")
+    replay = actions.add_parser("replay-dead-letters", help="send dead-lettered events again")
+    _add_webhook_source_args(replay)
+    replay.add_argument("--subscription", action="append", default=None,
+                        help="subscription id (repeatable; default: all)")
+    replay.add_argument("--id", action="append", default=None,
+                        help="dead-letter entry id or event id (repeatable)")
+    replay.add_argument("--all", action="store_true", help="replay every dead letter")
+    replay.set_defaults(handler="service.webhooks.commands:replay_dead_letters")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="goto-classifier",
         description="Real-time VS/SN/AGN light-curve classifier (Burhanudin et al. 2021).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_simulate, _add_train, _add_grid, _add_evaluate, _add_serve, _add_replay):
+    for add in (_add_simulate, _add_train, _add_grid, _add_evaluate, _add_serve, _add_replay, _add_dispatch,
+                _add_webhooks):
         add(sub)
     return parser
 
