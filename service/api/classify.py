@@ -1,0 +1,51 @@
+"""``POST /classify`` and ``POST /classify/batch``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+
+from service.api.deps import ClassifierDep, JSONBytes, WriteAccess
+from service.schemas import BatchRequest, BatchResponse, Classification, DetectionRequest
+
+router = APIRouter(tags=["classify"], dependencies=[WriteAccess])
+
+_ERRORS = {
+    401: {"description": "API keys are configured and none (or a wrong one) was given"},
+    413: {"description": "request body larger than GOTO_MAX_BODY_BYTES"},
+    422: {"description": "invalid detection; the error names the field (nothing is stored)"},
+    503: {"description": "Redis unavailable (nothing is stored); retry after Retry-After seconds"},
+}
+
+
+@router.post("/classify", response_model=Classification, responses=_ERRORS)  # type: ignore[arg-type]
+async def classify(detection: DetectionRequest, classifier: ClassifierDep) -> JSONBytes:
+    """Add one detection to its object's light curve and return the updated classification.
+
+    Replaying a detection (same ``detection_id``, or same object/mjd/filter without one) changes
+    nothing and returns the current classification with ``status: duplicate``.
+    """
+    return JSONBytes(await classifier.classify(detection))
+
+
+@router.post("/classify/batch", response_model=BatchResponse, responses=_ERRORS)  # type: ignore[arg-type]
+async def classify_batch(batch: BatchRequest, request: Request, classifier: ClassifierDep) -> JSONBytes:
+    """Many detections in one call: same semantics as ``/classify``, one result per detection, in order.
+
+    The batch is validated as a whole first: if any detection is invalid, nothing is stored.
+    """
+    limit = request.app.state.max_batch_size
+    if len(batch.detections) > limit:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "detections"],
+                    "msg": f"at most {limit} detections per batch",
+                    "type": "too_long",
+                }
+            ],
+        )
+    return JSONBytes({"results": await classifier.classify_many(batch.detections)})
+
+
+__all__ = ["router"]

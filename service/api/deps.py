@@ -1,0 +1,97 @@
+"""What routes depend on: the services the lifespan owns, and API-key checks (``Annotated`` aliases)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, HTTPException, Request, status
+from starlette.responses import Response
+
+from service.classifier import Classifier
+from service.inference import LoadedModel
+from service.settings import Settings
+from service.store import RedisStateStore
+
+__all__ = ["ClassifierDep", "JSONBytes", "ModelDep", "ReadAccess", "Services", "StoreDep", "WriteAccess"]
+
+
+@dataclass
+class Services:
+    """Everything the lifespan creates, reachable from ``request.app.state.services``."""
+
+    settings: Settings
+    model: LoadedModel
+    store: RedisStateStore
+    classifier: Classifier
+    extras: dict[str, Any]
+
+
+class JSONBytes(Response):
+    """JSON rendered by orjson; routes return it directly so the hot path skips response validation."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _check_key(request: Request, required: bool) -> None:
+    if not required:
+        return
+    keys: tuple[bytes, ...] = request.app.state.api_keys
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    presented = token.strip().encode()
+    # Compare against every key (no early exit) so timing reveals neither which key nor how much matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented, key)
+    if scheme.lower() != "bearer" or not matched:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid API key is required (Authorization: Bearer <key>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+# Dependencies are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, which
+# costs more than the check itself on the hot path.
+
+
+async def require_write_key(request: Request) -> None:
+    _check_key(request, bool(request.app.state.api_keys))
+
+
+async def require_read_key(request: Request) -> None:
+    _check_key(request, bool(request.app.state.api_keys) and request.app.state.protect_reads)
+
+
+async def _classifier(request: Request) -> Classifier:
+    return _services(request).classifier
+
+
+async def _store(request: Request) -> RedisStateStore:
+    return _services(request).store
+
+
+async def _model(request: Request) -> LoadedModel:
+    return _services(request).model
+
+
+async def _services_dep(request: Request) -> Services:
+    return _services(request)
+
+
+ClassifierDep = Annotated[Classifier, Depends(_classifier)]
+StoreDep = Annotated[RedisStateStore, Depends(_store)]
+ModelDep = Annotated[LoadedModel, Depends(_model)]
+ServicesDep = Annotated[Services, Depends(_services_dep)]
+WriteAccess = Depends(require_write_key)
+ReadAccess = Depends(require_read_key)

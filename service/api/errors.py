@@ -1,0 +1,139 @@
+"""Mapping of domain failures to HTTP: 422 naming the field, 503 with Retry-After, 413 for big bodies."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.deps import JSONBytes
+from service.classifier import CommitContention, MissingPosition
+from service.store import StoreUnavailable
+
+__all__ = ["BodySizeLimit", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+
+def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
+    retry = {"Retry-After": str(retry_after_s)}
+
+    async def store_unavailable(request: Request, exc: Exception) -> JSONBytes:
+        log.warning("Redis unavailable: %s", exc)
+        return JSONBytes(
+            {"detail": "state store (Redis) unavailable; nothing was stored"}, 503, headers=retry
+        )
+
+    async def contention(request: Request, exc: Exception) -> JSONBytes:
+        return JSONBytes({"detail": str(exc)}, 503, headers=retry)
+
+    async def missing_position(request: Request, exc: Exception) -> JSONBytes:
+        assert isinstance(exc, MissingPosition)
+        prefix: list[object] = (
+            ["body"]
+            if exc.index is None or request.url.path == "/classify"
+            else ["body", "detections", exc.index]
+        )
+        detail = [
+            {
+                "loc": [*prefix, field],
+                "msg": "required for the first detection of a new object",
+                "type": "missing",
+            }
+            for field in ("ra", "dec")
+        ]
+        return JSONBytes({"detail": detail}, 422)
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONBytes:
+        assert isinstance(exc, RequestValidationError)
+        return JSONBytes({"detail": [_error_entry(e) for e in exc.errors()]}, 422)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
+    app.add_exception_handler(CommitContention, contention)
+    app.add_exception_handler(MissingPosition, missing_position)
+
+
+def _error_entry(err: Any) -> dict[str, Any]:
+    """A validation error as JSON: loc, msg, type and the offending input when it is a plain scalar.
+
+    NaN and infinities are echoed as strings (``"nan"``): strict JSON cannot carry them, and failing to
+    render the very error that rejects them would turn a 422 into a 500.
+    """
+    out = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+    value = err.get("input")
+    if isinstance(value, float) and not math.isfinite(value):
+        out["input"] = str(value)
+    elif isinstance(value, (str, int, float, bool)) and len(str(value)) <= 200:
+        out["input"] = value
+    return out
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: 413 for bodies over ``max_bytes`` (by Content-Length, or counted if chunked)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(send)
+                    return
+                # A declared length is enforced by the server's HTTP parser: no wrapping needed.
+                await self.app(scope, receive, send)
+                return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(413, f"request body too large (limit {self.max_bytes} bytes)")
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = b'{"detail":"request body too large (limit %d bytes)"}' % self.max_bytes
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body reader re-raises it as a 413 instead of a 400."""

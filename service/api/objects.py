@@ -1,0 +1,106 @@
+"""``GET /objects/{object_id}`` and ``GET /objects/{object_id}/probabilities``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException
+from fastapi import Path as PathParam
+
+from lightcurve.types import ID_PATTERN
+from service.api.deps import ClassifierDep, JSONBytes, ReadAccess, StoreDep
+from service.keys import object_keys
+from service.schemas import ObjectView, ProbabilityHistory
+from service.state import ObjectState, parse_state
+
+router = APIRouter(prefix="/objects", tags=["objects"], dependencies=[ReadAccess])
+
+ObjectId = Annotated[str, PathParam(pattern=ID_PATTERN.pattern, examples=["GOTO_SN2019euw"])]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no detection of this object has been stored"},
+    422: {"description": "object_id is not a valid identifier"},
+    503: {"description": "Redis unavailable"},
+}
+
+
+def _latest(object_id: str, st: ObjectState, n: int) -> dict[str, Any]:
+    return {
+        "object_id": object_id,
+        "detection_id": st.detection_id,
+        "status": "classified",
+        "mode": "none",
+        "n_detections": n,
+        "n_used": st.n_used,
+        "probabilities": st.probabilities,
+        "predicted_class": st.predicted_class,
+        "model_version": st.model_version,
+        "revision": st.revision,
+        "updated_at": st.updated_at,
+    }
+
+
+def _unknown(object_id: str) -> HTTPException:
+    return HTTPException(404, f"object {object_id!r} is unknown")
+
+
+@router.get("/{object_id}/probabilities", response_model=ProbabilityHistory, responses=_ERRORS)
+async def probabilities(object_id: ObjectId, store: StoreDep) -> JSONBytes:
+    """Latest probabilities and the full history, one row per classification update (oldest first)."""
+    raw, lc, rows = await store.read_object(object_keys(object_id), light_curve=True, history=True)
+    st = parse_state(raw)
+    if st is None:
+        raise _unknown(object_id)
+    history = [orjson.loads(r) for r in rows]
+    return JSONBytes({"object_id": object_id, "latest": _latest(object_id, st, len(lc)), "history": history})
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")
+
+
+@router.get("/{object_id}", response_model=ObjectView, responses=_ERRORS)
+async def object_view(object_id: ObjectId, store: StoreDep, classifier: ClassifierDep) -> JSONBytes:
+    """The stored light curve (time order; ``in_model`` marks the model's first detections), the context
+    features and the latest classification."""
+    raw, lc, _ = await store.read_object(object_keys(object_id), light_curve=True, history=False)
+    st = parse_state(raw)
+    if st is None:
+        raise _unknown(object_id)
+    used = set(st.ids)
+    light_curve = [
+        {
+            "detection_id": d.detection_id,
+            "mjd": d.mjd,
+            "mag": d.mag,
+            "mag_err": d.mag_err,
+            "filter": d.filter,
+            "ra": d.ra,
+            "dec": d.dec,
+            "host_sep_arcsec": d.host_sep_arcsec,
+            "received_at": _iso(d.received_unix),
+            "in_model": d.detection_id in used,
+        }
+        for d in lc
+    ]
+    ctx = st.context
+    context: dict[str, Any] = {"features": classifier.context_features(ctx)}
+    if ctx is not None:
+        context.update(
+            source_detection_id=ctx.detection_id,
+            ra=ctx.ra,
+            dec=ctx.dec,
+            gal_l_deg=ctx.gal_l_deg,
+            gal_b_deg=ctx.gal_b_deg,
+            host_sep_arcsec=ctx.host_sep_arcsec,
+        )
+    return JSONBytes(
+        {
+            "object_id": object_id,
+            "n_detections": len(lc),
+            "light_curve": light_curve,
+            "context": context,
+            "latest": _latest(object_id, st, len(lc)),
+        }
+    )

@@ -1,0 +1,131 @@
+"""The FastAPI application factory and its lifespan.
+
+``create_app(settings)`` builds the app; the lifespan owns everything with a life cycle: the model
+(loaded and its step engine verified before the first request), the embedded Redis server when no
+``redis_url`` is configured, the Redis client, the inference thread. After start-up every object
+created so far is moved out of the garbage collector's view (``gc.freeze()``): full collections
+over the ~10^6 objects TensorFlow leaves behind were the largest source of tail latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from lightcurve.context import galactic_lb
+from service.api import ROUTERS
+from service.api.deps import JSONBytes, Services
+from service.api.errors import BodySizeLimit, install_error_handlers
+from service.api.metrics import ServiceCollector
+from service.classifier import Classifier
+from service.embedded_redis import EmbeddedRedis
+from service.galaxies import load_galaxy_catalog
+from service.inference import InferenceExecutor, LoadedModel, load_model, load_verified_engine
+from service.settings import Settings, load_settings
+from service.store import RedisStateStore
+
+__all__ = ["create_app", "create_app_from_env"]
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """Real-time VS / SN / AGN classification of survey light curves (Burhanudin et al. 2021).
+
+Post each new detection of an object to `/classify`; the object's light curve and RNN state live in
+Redis, so a detection arriving in time order costs one RNN step. Every response carries the
+`model_version` that produced it.
+"""
+
+
+def redis_client(url: str, settings: Settings) -> aioredis.Redis:
+    """A client whose failures surface fast (then 503), and which reconnects by itself after a restart."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 1),  # one immediate retry replaces a connection the server dropped
+        health_check_interval=0,
+        decode_responses=False,
+    )
+
+
+def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
+    """Build the service. ``model`` may be passed in (tests reuse one loaded model across apps)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = model
+        if loaded is None and settings.engine_file is not None:
+            loaded = await asyncio.to_thread(
+                load_verified_engine, settings.engine_file, settings.model_dir, settings.engine_tolerance
+            )
+        if loaded is None:
+            loaded = await asyncio.to_thread(load_model, settings.model_dir, settings.engine_tolerance)
+        catalog = await asyncio.to_thread(load_galaxy_catalog, settings.galaxy_catalog)
+        embedded = None
+        url = settings.redis_url
+        if url is None:
+            embedded = EmbeddedRedis(settings.data_dir)
+            url = await asyncio.to_thread(embedded.start)
+        client = redis_client(url, settings)
+        executor = InferenceExecutor(loaded.engine, settings.max_inference_batch)
+        executor.start()
+        store = RedisStateStore(client, loaded.metadata.sequence.n_steps, loaded.version)
+        classifier = Classifier(
+            store,
+            loaded,
+            executor,
+            catalog,
+            max_commit_attempts=settings.max_commit_attempts,
+            cache_size=settings.state_cache_size,
+        )
+        galactic_lb(0.0, 0.0)  # builds (and caches) the ICRS->Galactic rotation now, not on a request
+        extras: dict[str, Any] = {"executor": executor, "embedded_redis": embedded, "catalog": catalog}
+        app.state.services = Services(settings, loaded, store, classifier, extras)
+        app.state.metrics_collector = ServiceCollector(app.state.services)
+        gc.collect()
+        gc.freeze()
+        log.info("serving model %s (Redis %s)", loaded.version, "embedded" if embedded else "external")
+        try:
+            yield
+        finally:
+            executor.stop()
+            await client.aclose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+            gc.unfreeze()
+
+    app = FastAPI(
+        title="goto-classifier",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=JSONBytes,
+        # no OpenTelemetry per request (its checks cost ~10 us a request; metrics come from /metrics)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.api_keys = settings.key_values()
+    app.state.protect_reads = settings.protect_reads
+    app.state.max_batch_size = settings.max_batch_size
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app, settings.retry_after_s)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (each worker reads its settings from ``GOTO_*``)."""
+    from service.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

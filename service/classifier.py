@@ -1,0 +1,559 @@
+"""The per-detection use case: plan -> compute (incremental step or recompute) -> atomic commit.
+
+For each detection:
+
+1. **Plan.** If this worker's cache holds the object's last committed state and the detection comes
+   after its last input detection, plan one RNN step (or, once the model's ``n_steps`` inputs are full,
+   a store-only write) without asking Redis. Otherwise ask the ``prepare`` script, which says
+   ``duplicate`` / ``new`` / ``beyond`` / ``step`` / ``recompute``.
+2. **Compute** off the event loop in the micro-batching :class:`~service.inference.InferenceExecutor`:
+   one step from the stored RNN state (``step_vector``), or a full pass over the first ``n_steps``
+   detections in time order (``sequence_input``). Both use ``lightcurve.preprocessing``, the only
+   feature code.
+3. **Commit** with the ``commit`` script, which inserts the detection and writes the classification only
+   if the model input is still the one computed from; on ``conflict`` it returns the current input and
+   the detection is recomputed and committed again (bounded by ``max_commit_attempts``).
+
+Detections of one object in one worker are serialised by an asyncio lock (they would only conflict);
+across workers and replicas the commit's compare-and-set keeps them correct.
+
+Context rule (documented choice): the context features come from the *earliest detection in time*, among
+the model's first ``n_steps``, that carried a position (the object's creating detection must carry one).
+Tying it to time order rather than arrival order keeps the state a pure function of the set of stored
+detections, so shuffled arrivals give the same final state; within one object the survey reports the
+same position to well under an arcsecond, so in practice this equals "the first detection's position".
+The host separation is the request's ``host_sep_arcsec`` of that detection if it gave one, else the
+nearest galaxy in the configured catalogue (none configured: no match, i.e. the dummy distance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from lightcurve.context import GalaxyCatalog, galactic_lb
+from lightcurve.preprocessing import context_vector, order_arrays, sequence_input, step_vector
+from service.inference import InferenceExecutor, LoadedModel
+from service.keys import ObjectKeys, object_keys
+from service.schemas import DetectionRequest
+from service.state import ContextRecord, ObjectState, parse_state
+from service.store import (
+    CommitReply,
+    CommitRequest,
+    PrepareReply,
+    RedisStateStore,
+    StoredDetection,
+    encode_payload,
+)
+
+__all__ = ["Classifier", "CommitContention", "CommitExtension", "MissingPosition"]
+
+
+class CommitExtension(Protocol):
+    """Extra writes made in the same atomic step as a classification commit (the webhook outbox).
+
+    ``plan`` gets the object's previous committed state (``None`` for a new object; its ``notify``
+    field is the stored notification state) and the state about to be committed, and returns the extra
+    script arguments (``ARGV[extra_at..]`` of the commit hook), the extra keys (``KEYS[5..]``) and the
+    new notification state to store with the update. The Lua run at the hook is given to
+    :class:`~service.store.RedisStateStore` as ``commit_extension``. Planning must be a pure function
+    of its inputs: a commit that loses a race is planned again from the state that won.
+    """
+
+    def plan(
+        self, object_id: str, previous: ObjectState | None, new: ObjectState
+    ) -> tuple[Sequence[Any], Sequence[str], str]: ...
+
+
+class MissingPosition(ValueError):
+    """A new object's first detection came without ``ra``/``dec``."""
+
+    def __init__(self, index: int | None) -> None:
+        super().__init__("ra/dec are required for the first detection of an object")
+        self.index = index
+
+
+class CommitContention(RuntimeError):
+    """A detection lost the commit race more than ``max_commit_attempts`` times; nothing was stored."""
+
+
+@dataclass(slots=True)
+class _Work:
+    """One detection in flight."""
+
+    index: int
+    det: DetectionRequest
+    detection_id: str
+    keys: ObjectKeys
+    #: 'prepare' | 'step' | 'recompute' | 'refresh' | 'store'
+    plan: str = "prepare"
+    base: ObjectState | None = None
+    light_curve: list[StoredDetection] | None = None
+    new_state: ObjectState | None = None
+    future: asyncio.Future[tuple[np.ndarray, np.ndarray]] | None = None
+    mode: str = "none"
+    result: dict[str, Any] | None = None
+    attempts: int = 0
+    received_unix: float = field(default_factory=time.time)
+
+    def stored(self) -> StoredDetection:
+        d = self.det
+        return StoredDetection(
+            self.detection_id,
+            d.mjd,
+            d.mag,
+            d.mag_err,
+            d.filter,
+            d.ra,
+            d.dec,
+            d.host_sep_arcsec,
+            self.received_unix,
+        )
+
+    def payload(self) -> bytes:
+        d = self.det
+        return encode_payload(
+            d.mjd, d.mag, d.mag_err, d.filter, d.ra, d.dec, d.host_sep_arcsec, self.received_unix
+        )
+
+
+@dataclass
+class _ObjectLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Classifier:
+    """Classifies detections against the per-object state in Redis (see module docstring)."""
+
+    def __init__(
+        self,
+        store: RedisStateStore,
+        model: LoadedModel,
+        executor: InferenceExecutor,
+        catalog: GalaxyCatalog | None = None,
+        max_commit_attempts: int = 20,
+        cache_size: int = 50_000,
+        extension: CommitExtension | None = None,
+    ) -> None:
+        self.extension = extension
+        self.store = store
+        self.model = model
+        self.executor = executor
+        self.catalog = catalog
+        self.max_attempts = max_commit_attempts
+        self.cache_size = cache_size
+        meta = model.metadata
+        self.version = meta.model_version
+        self.class_names = tuple(meta.class_names)
+        self.sequence_spec = meta.sequence
+        self.context_spec = meta.context
+        self.n_steps = meta.sequence.n_steps
+        self.uses_context = model.engine.uses_context
+        self._zero_state = model.engine.initial_state(1)[0]
+        self._cache: dict[str, ObjectState] = {}
+        self._locks: dict[str, _ObjectLock] = {}
+        #: Counters for monitoring and tests: outcomes and lost commit races (conflicts).
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("incremental", "recompute", "stored", "duplicate", "conflicts", "prepares", "cache_hits"), 0
+        )
+
+    # ------------------------------------------------------------------------------------ public
+
+    async def classify(self, det: DetectionRequest) -> dict[str, Any]:
+        """Store one detection and return the object's classification after it."""
+        return (await self.classify_many([det]))[0]
+
+    async def classify_many(self, dets: Sequence[DetectionRequest]) -> list[dict[str, Any]]:
+        """Same semantics as :meth:`classify` for each detection, results in request order.
+
+        Detections are processed in waves (the k-th detection of every object in wave k), each wave with
+        one pipelined ``prepare``, one batched inference and one pipelined ``commit``.
+        """
+        works = [_Work(i, d, d.key(), object_keys(d.object_id)) for i, d in enumerate(dets)]
+        async with self._locked([w.det.object_id for w in works]):
+            if len(works) > 1:
+                await self._check_new_objects(works)
+            for wave in self._waves(works):
+                await self._run_wave(wave)
+        return [w.result for w in works]  # type: ignore[misc]
+
+    def context_features(self, ctx: ContextRecord | None) -> list[float] | None:
+        """The normalised context vector the model sees for ``ctx`` (for the object view)."""
+        vec = self._context_vector(ctx)
+        return None if vec is None else [float(v) for v in vec]
+
+    # ------------------------------------------------------------------------------------- locks
+
+    @asynccontextmanager
+    async def _locked(self, object_ids: Sequence[str]) -> AsyncIterator[None]:
+        taken: list[tuple[str, _ObjectLock]] = []
+        try:
+            for oid in sorted(set(object_ids)):  # one global order: no deadlock between batches
+                entry = self._locks.get(oid)
+                if entry is None:
+                    entry = self._locks[oid] = _ObjectLock()
+                entry.users += 1
+                taken.append((oid, entry))
+                await entry.lock.acquire()
+            yield
+        finally:
+            for oid, entry in taken:
+                if entry.lock.locked():
+                    entry.lock.release()
+                entry.users -= 1
+                if entry.users == 0:
+                    self._locks.pop(oid, None)
+
+    # -------------------------------------------------------------------------------------- waves
+
+    @staticmethod
+    def _waves(works: list[_Work]) -> list[list[_Work]]:
+        seen: dict[str, int] = {}
+        waves: list[list[_Work]] = []
+        for w in works:
+            k = seen.get(w.det.object_id, 0)
+            seen[w.det.object_id] = k + 1
+            if k == len(waves):
+                waves.append([])
+            waves[k].append(w)
+        return waves
+
+    async def _check_new_objects(self, works: list[_Work]) -> None:
+        """Reject a batch (before any write) if it creates an object from a detection without position."""
+        missing = [w for w in works if not w.det.has_position]
+        if not missing:
+            return
+        objects = sorted({w.det.object_id for w in missing if w.det.object_id not in self._cache})
+        if not objects:
+            return
+        exists = dict(
+            zip(objects, await self.store.object_exists([object_keys(o) for o in objects]), strict=True)
+        )
+        created: set[str] = set()
+        for w in works:
+            oid = w.det.object_id
+            if w.det.has_position:
+                created.add(oid)
+            elif not exists.get(oid, True) and oid not in created:
+                raise MissingPosition(w.index)
+
+    async def _run_wave(self, wave: list[_Work]) -> None:
+        for w in wave:
+            self._plan_from_cache(w)
+        pending = wave
+        while pending:
+            to_prepare = [w for w in pending if w.plan == "prepare"]
+            if to_prepare:
+                if len(to_prepare) == 1:
+                    w = to_prepare[0]
+                    replies = [await self.store.prepare(w.keys, w.detection_id, w.det.mjd)]
+                else:
+                    replies = await self.store.prepare_many(
+                        [(w.keys, w.detection_id, w.det.mjd) for w in to_prepare]
+                    )
+                self.stats["prepares"] += len(to_prepare)
+                for w, reply in zip(to_prepare, replies, strict=True):
+                    self._plan_from_prepare(w, reply)
+            pending = [w for w in pending if w.result is None]
+            if not pending:
+                return
+            await self._compute(pending)
+            requests = [self._commit_request(w) for w in pending]
+            if len(requests) == 1:
+                commits = [await self.store.commit(requests[0])]
+            else:
+                commits = await self.store.commit_many(requests)
+            pending = [
+                w for w, reply in zip(pending, commits, strict=True) if not self._apply_commit(w, reply)
+            ]
+
+    # ------------------------------------------------------------------------------------ planning
+
+    def _plan_from_cache(self, w: _Work) -> None:
+        st = self._cache.get(w.det.object_id)
+        if st is None or (w.det.mjd, w.detection_id) <= st.last_key:
+            w.plan = "prepare"
+            return
+        w.base = st
+        w.plan = "step" if st.n_used < self.n_steps else "store"
+        self.stats["cache_hits"] += 1
+
+    def _plan_from_prepare(self, w: _Work, reply: PrepareReply) -> None:
+        st = parse_state(reply.state)
+        w.base = st
+        kind = reply.kind
+        if kind == "duplicate":
+            if reply.light_curve is None and st is not None:
+                self._remember(w.det.object_id, st)
+                w.result = self._result(w, st, reply.n_detections, "duplicate", "none")
+            else:  # stored under another model version: refresh the classification, store nothing
+                w.plan, w.light_curve = "refresh", reply.light_curve or []
+        elif kind == "new":
+            if not w.det.has_position:
+                raise MissingPosition(w.index)
+            w.plan, w.base = "step", None
+        elif kind == "beyond":
+            w.plan = "store"
+        elif kind == "step":
+            w.plan = "step"
+        else:
+            w.plan, w.light_curve = "recompute", reply.light_curve or []
+
+    # ----------------------------------------------------------------------------------- compute
+
+    def _context_for(self, det: StoredDetection) -> ContextRecord:
+        assert det.ra is not None and det.dec is not None
+        gal_l, gal_b = galactic_lb(det.ra, det.dec)
+        sep = det.host_sep_arcsec
+        if sep is None and self.catalog is not None:
+            sep = float(self.catalog.nearest_separation_arcsec([det.ra], [det.dec])[0])
+            if not np.isfinite(sep):
+                sep = None
+        return ContextRecord(det.detection_id, det.ra, det.dec, float(gal_l), float(gal_b), sep)
+
+    def _context_vector(self, ctx: ContextRecord | None) -> np.ndarray | None:
+        if not self.uses_context or ctx is None:
+            return None
+        return context_vector(ctx.gal_l_deg, ctx.gal_b_deg, ctx.host_sep_arcsec, self.context_spec)
+
+    def _state_context(self, st: ObjectState) -> np.ndarray | None:
+        if st.context_vector is None:
+            st.context_vector = self._context_vector(st.context)
+        return st.context_vector
+
+    async def _compute(self, works: list[_Work]) -> None:
+        jobs: list[Any] = []
+        for w in works:
+            w.future = None
+            job = None
+            if w.plan == "step":
+                job = self._step_job(w)
+            elif w.plan in ("recompute", "refresh"):
+                job = self._recompute_job(w)
+            if job is not None:
+                w.future = job.future
+                jobs.append(job)
+        if not jobs:
+            return
+        # one queue item for the whole wave: the inference thread wakes once and runs it as one batch
+        futures = self.executor.submit(jobs)
+        await asyncio.gather(*futures)
+        stamp = _now()
+        for w in works:
+            if w.future is None or w.new_state is None:
+                continue
+            rnn, probs = w.future.result()
+            st = w.new_state
+            st.rnn = rnn
+            st.probabilities = {name: float(p) for name, p in zip(self.class_names, probs, strict=True)}
+            st.predicted_class = self.class_names[int(np.argmax(probs))]
+            st.updated_at = stamp
+
+    def _new_state(
+        self,
+        w: _Work,
+        ids: tuple[str, ...],
+        t_first: float,
+        last_mjd: float,
+        ctx: ContextRecord | None,
+        ctx_vec: np.ndarray | None,
+    ) -> ObjectState:
+        return ObjectState(
+            model_version=self.version,
+            ids=ids,
+            rnn=self._zero_state,
+            t_first=t_first,
+            last_mjd=last_mjd,
+            context=ctx,
+            probabilities={},
+            predicted_class="",
+            detection_id=w.detection_id if w.plan != "refresh" else (w.base.detection_id if w.base else ""),
+            mjd=w.det.mjd,
+            updated_at="",
+            context_vector=ctx_vec,
+        )
+
+    def _step_job(self, w: _Work) -> Any:
+        d = w.det
+        base = w.base
+        ctx: ContextRecord | None
+        ids: tuple[str, ...]
+        if base is None:  # first detection of a new object: one step from the zero state
+            ctx = self._context_for(w.stored())
+            ctx_vec = self._context_vector(ctx)
+            t_first, rnn0, ids = d.mjd, self._zero_state, (w.detection_id,)
+        else:
+            ctx, ctx_vec = base.context, self._state_context(base)
+            t_first, rnn0, ids = base.t_first, base.rnn, (*base.ids, w.detection_id)
+        x = step_vector(d.mjd, d.mag, d.mag_err, t_first, self.sequence_spec)
+        w.new_state = self._new_state(w, ids, t_first, d.mjd, ctx, ctx_vec)
+        w.mode = "incremental"
+        return self.executor.step_job(rnn0, x, ctx_vec)
+
+    def _recompute_job(self, w: _Work) -> Any:
+        lc = list(w.light_curve or [])
+        if w.plan == "recompute":
+            lc.append(w.stored())
+        order = order_arrays([x.mjd for x in lc], [x.detection_id for x in lc])[: self.n_steps]
+        chosen = [lc[i] for i in order]
+        ids = tuple(x.detection_id for x in chosen)
+        base = w.base
+        if (
+            w.plan == "recompute"
+            and w.detection_id not in ids
+            and base is not None
+            and base.model_version == self.version
+            and base.ids == ids
+        ):
+            w.plan = "store"  # it landed beyond the model's input and the stored state is current
+            return None
+        source = next((x for x in chosen if x.has_position), None)
+        if source is None:
+            ctx = base.context if base is not None else None
+        elif (
+            base is not None and base.context is not None and base.context.detection_id == source.detection_id
+        ):
+            ctx = base.context
+        else:
+            ctx = self._context_for(source)
+        if ctx is None and self.uses_context:
+            raise MissingPosition(w.index)
+        ctx_vec = self._context_vector(ctx)
+        x = sequence_input(
+            [c.mjd for c in chosen],
+            [c.mag for c in chosen],
+            [c.mag_err for c in chosen],
+            self.sequence_spec,
+            detection_ids=list(ids),
+        )
+        w.new_state = self._new_state(w, ids, x.t_first, chosen[-1].mjd, ctx, ctx_vec)
+        w.mode = "recompute"
+        return self.executor.sequence_job(x.values, x.n_valid, ctx_vec)
+
+    # ------------------------------------------------------------------------------------ commit
+
+    def _commit_request(self, w: _Work) -> CommitRequest:
+        st = w.new_state
+        if w.plan == "store" or st is None:
+            return CommitRequest(
+                w.keys,
+                w.detection_id,
+                w.det.mjd,
+                w.payload(),
+                "store",
+                "",
+                w.det.has_position,
+                self.version,
+                b"",
+                (),
+            )
+        row = orjson.dumps(
+            {
+                "detection_id": st.detection_id,
+                "mjd": st.mjd,
+                "n_used": st.n_used,
+                "probabilities": st.probabilities,
+                "predicted_class": st.predicted_class,
+                "model_version": st.model_version,
+                "mode": w.mode,
+                "time": st.updated_at,
+            }
+        )[:-1]
+        refresh = w.plan == "refresh"
+        extra_args: Sequence[Any] = ()
+        extra_keys: Sequence[str] = ()
+        if self.extension is not None:  # the outbox/notify writes join this commit (same Lua call)
+            extra_args, extra_keys, st.notify = self.extension.plan(w.det.object_id, w.base, st)
+        return CommitRequest(
+            w.keys,
+            "" if refresh else w.detection_id,
+            w.det.mjd,
+            b"" if refresh else w.payload(),
+            "classify",
+            "\n".join(st.ids),
+            w.det.has_position,
+            self.version,
+            row,
+            st.pairs(),
+            extra_keys=extra_keys,
+            extra_args=extra_args,
+        )
+
+    def _apply_commit(self, w: _Work, reply: CommitReply) -> bool:
+        """Record the outcome; ``True`` when the detection is done, ``False`` to recompute and retry."""
+        oid = w.det.object_id
+        kind = reply.kind
+        if kind == "ok":
+            st = w.new_state
+            assert st is not None and reply.revision is not None
+            st.revision = reply.revision
+            self._remember(oid, st)
+            status = "duplicate" if w.plan == "refresh" else "classified"
+            w.result = self._result(w, st, reply.n_detections, status, w.mode)
+            return True
+        if kind == "no_position":
+            raise MissingPosition(w.index)
+        st = parse_state(reply.state)
+        if kind in ("duplicate", "stored", "unchanged"):
+            if st is None or st.model_version != self.version:
+                self._cache.pop(oid, None)
+                w.plan, w.attempts = "prepare", w.attempts + 1  # classification stale: go round again
+                self._check_attempts(w)
+                return False
+            self._remember(oid, st)
+            status = "stored" if kind == "stored" else "duplicate"
+            w.result = self._result(w, st, reply.n_detections, status, "none")
+            return True
+        # conflict: another writer changed the model input; recompute from the input it returned
+        self.stats["conflicts"] += 1
+        self._cache.pop(oid, None)
+        w.attempts += 1
+        self._check_attempts(w)
+        w.base, w.light_curve = st, reply.light_curve or []
+        if w.plan != "refresh":
+            w.plan = "recompute"
+        return False
+
+    def _check_attempts(self, w: _Work) -> None:
+        if w.attempts >= self.max_attempts:
+            raise CommitContention(
+                f"object {w.det.object_id}: commit lost {w.attempts} races to concurrent writers; retry later"
+            )
+
+    def _remember(self, object_id: str, st: ObjectState) -> None:
+        if self.cache_size <= 0 or st.model_version != self.version or not st.ids:
+            return
+        cache = self._cache
+        cache.pop(object_id, None)
+        if len(cache) >= self.cache_size:
+            cache.pop(next(iter(cache)))  # oldest insertion first (dicts keep insertion order)
+        cache[object_id] = st
+
+    def _result(self, w: _Work, st: ObjectState, n: int, status: str, mode: str) -> dict[str, Any]:
+        self.stats[mode if status == "classified" else status] += 1
+        return {
+            "object_id": w.det.object_id,
+            "detection_id": w.detection_id,
+            "status": status,
+            "mode": mode,
+            "n_detections": n,
+            "n_used": st.n_used,
+            "probabilities": st.probabilities,
+            "predicted_class": st.predicted_class,
+            "model_version": st.model_version,
+            "revision": st.revision,
+            "updated_at": st.updated_at,
+        }

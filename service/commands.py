@@ -1,0 +1,122 @@
+"""Handler of the ``goto-classifier serve`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+__all__ = ["serve"]
+
+log = logging.getLogger("service")
+
+#: Set before numpy/TensorFlow load in the workers: one BLAS thread per worker (two workers on two
+#: cores would otherwise oversubscribe), quiet TensorFlow.
+WORKER_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+}
+
+
+def _build_engine_file(model_dir: str, tolerance: float, path: str) -> None:
+    """Child process: load the Keras artifact, build and verify the step engine, save it."""
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)
+    from pathlib import Path
+
+    from service.inference import load_model, save_verified_engine
+
+    loaded = load_model(Path(model_dir), tolerance)  # raises (exit code 1) if the engine differs
+    try:
+        save_verified_engine(loaded, Path(path))
+    except OSError as exc:
+        log.warning("cannot write the verified engine to %s (%s); workers will load the model", path, exc)
+        raise SystemExit(3) from None
+
+
+def verified_engine_file(settings: Settings) -> Path | None:
+    """Verify the step engine once (in a child process, so this supervisor never holds TensorFlow) and
+    return the file the workers load it from (``None``: not writable, workers load the model
+    themselves); exits if the engine does not equal the Keras model."""
+    import multiprocessing
+
+    from service.inference import load_verified_engine, model_fingerprint
+
+    path = settings.data_dir / "engines" / f"{model_fingerprint(settings.model_dir)}.npz"
+    if load_verified_engine(path, settings.model_dir, settings.engine_tolerance) is not None:
+        return path
+    child = multiprocessing.get_context("spawn").Process(
+        target=_build_engine_file, args=(str(settings.model_dir), settings.engine_tolerance, str(path))
+    )
+    child.start()
+    child.join()
+    if child.exitcode == 3:
+        return None
+    if child.exitcode != 0:
+        raise SystemExit("the step engine could not be built or differs from the Keras model; not serving")
+    return path
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP service with ``args.workers`` uvicorn workers.
+
+    Settings are validated here, before any worker starts, so a bad ``GOTO_*`` value fails at once.
+    With several workers the step engine is built from the Keras artifact and verified once, in a
+    child process, and the workers load the verified weights without importing TensorFlow (each would
+    otherwise hold ~650 MB of it); a single worker simply loads the artifact itself.
+    Without ``GOTO_REDIS_URL`` an embedded Redis server is started first and its URL exported to the
+    workers, so that all of them share one server.
+    """
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)
+    import uvicorn
+
+    from lightcurve.metadata import load_metadata
+    from service.embedded_redis import EmbeddedRedis
+    from service.logs import configure_logging
+    from service.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        load_metadata(settings.model_dir)
+    except ValueError as exc:
+        raise SystemExit(f"invalid model directory: {exc}") from None
+    if args.workers > 1 and "GOTO_ENGINE_FILE" not in os.environ:
+        engine_file = verified_engine_file(settings)
+        if engine_file is not None:
+            os.environ["GOTO_ENGINE_FILE"] = str(engine_file)
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        os.environ["GOTO_REDIS_URL"] = embedded.start()
+    try:
+        uvicorn.run(
+            "service.app:create_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            # Per-request work nobody here needs: the service is not behind a proxy that rewrites
+            # client addresses, and Server/Date headers are not part of the API.
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0

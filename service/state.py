@@ -1,0 +1,145 @@
+"""An object's classification state as the service holds it (parsed from / written to the state hash)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from service.keys import StateField
+from service.store import STATE_FIELDS
+
+__all__ = ["ContextRecord", "ObjectState", "parse_state"]
+
+_INDEX = {name: i for i, name in enumerate(STATE_FIELDS)}
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRecord:
+    """The context features' source detection, its position, and the raw (unnormalised) features.
+
+    ``host_sep_arcsec`` is ``None`` when there is no catalogue and the request gave none (the model
+    then sees the metadata's dummy distance, like a non-match).
+    """
+
+    detection_id: str
+    ra: float
+    dec: float
+    gal_l_deg: float
+    gal_b_deg: float
+    host_sep_arcsec: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "detection_id": self.detection_id,
+            "ra": self.ra,
+            "dec": self.dec,
+            "gal_l_deg": self.gal_l_deg,
+            "gal_b_deg": self.gal_b_deg,
+            "host_sep_arcsec": self.host_sep_arcsec,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ContextRecord:
+        return cls(
+            doc["detection_id"],
+            doc["ra"],
+            doc["dec"],
+            doc["gal_l_deg"],
+            doc["gal_b_deg"],
+            doc["host_sep_arcsec"],
+        )
+
+
+@dataclass(slots=True)
+class ObjectState:
+    """A committed classification and the incremental-inference state it came from."""
+
+    model_version: str
+    ids: tuple[str, ...]
+    rnn: NDArray[np.float32]
+    t_first: float
+    last_mjd: float
+    context: ContextRecord | None
+    probabilities: dict[str, float]
+    predicted_class: str
+    detection_id: str
+    mjd: float
+    updated_at: str
+    revision: int = 0
+    #: Webhook notification state (opaque to the classifier; see ``service.webhooks``).
+    notify: str = ""
+    #: Normalised context vector, computed once per state and reused by every step.
+    context_vector: NDArray[np.float32] | None = field(default=None, repr=False)
+
+    @property
+    def n_used(self) -> int:
+        return len(self.ids)
+
+    @property
+    def last_key(self) -> tuple[float, str]:
+        """(mjd, detection_id) of the last detection in the model's input."""
+        return (self.last_mjd, self.ids[-1])
+
+    def pairs(self) -> list[Any]:
+        """Field/value pairs for the state hash (the revision is bumped by the commit script)."""
+        doc = {
+            "t_first": self.t_first,
+            "last_mjd": self.last_mjd,
+            "context": None if self.context is None else self.context.to_json(),
+            "probabilities": self.probabilities,
+            "predicted_class": self.predicted_class,
+            "detection_id": self.detection_id,
+            "mjd": self.mjd,
+            "updated_at": self.updated_at,
+        }
+        out: list[Any] = [
+            StateField.MODEL_VERSION,
+            self.model_version,
+            StateField.IDS,
+            "\n".join(self.ids),
+            StateField.N_USED,
+            len(self.ids),
+            StateField.RNN,
+            self.rnn.astype(np.float32).tobytes(),
+            StateField.DOC,
+            orjson.dumps(doc),
+        ]
+        if self.notify:
+            out.extend((StateField.NOTIFY, self.notify))
+        return out
+
+
+def _s(raw: bytes | None) -> str:
+    return raw.decode() if raw is not None else ""
+
+
+def parse_state(raw: list[bytes | None] | None) -> ObjectState | None:
+    """The state hash (``HMGET`` of :data:`STATE_FIELDS`) as an :class:`ObjectState`; ``None`` if absent."""
+    if not raw or raw[_INDEX[StateField.MODEL_VERSION]] is None:
+        return None
+
+    def get(name: str) -> bytes | None:
+        return raw[_INDEX[name]]
+
+    doc = orjson.loads(get(StateField.DOC) or b"{}")
+    ctx = doc.get("context")
+    ids = _s(get(StateField.IDS))
+    return ObjectState(
+        model_version=_s(get(StateField.MODEL_VERSION)),
+        ids=tuple(ids.split("\n")) if ids else (),
+        rnn=np.frombuffer(get(StateField.RNN) or b"", dtype=np.float32),
+        t_first=float(doc.get("t_first", "nan")),
+        last_mjd=float(doc.get("last_mjd", "nan")),
+        context=None if ctx is None else ContextRecord.from_json(ctx),
+        probabilities=doc.get("probabilities", {}),
+        predicted_class=doc.get("predicted_class", ""),
+        detection_id=doc.get("detection_id", ""),
+        mjd=float(doc.get("mjd", "nan")),
+        updated_at=doc.get("updated_at", ""),
+        revision=int(_s(get(StateField.REVISION)) or 0),
+        notify=_s(get(StateField.NOTIFY)),
+    )

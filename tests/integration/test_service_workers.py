@@ -1,0 +1,123 @@
+"""``goto-classifier serve --workers 2`` with the embedded Redis: concurrent detections lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.integration.conftest import free_port, offline_probabilities
+
+pytestmark = pytest.mark.slow
+
+N_OBJECTS, PER_OBJECT = 20, 25
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 10:  # several answers in a row: both workers are very likely up
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("service did not become ready")
+        try:
+            streak = streak + 1 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 else 0
+        except httpx.HTTPError:
+            streak = 0
+        time.sleep(0.1)
+
+
+async def post_concurrently(
+    url: str, detections: list[dict[str, Any]], concurrency: int
+) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+        async def one(d: dict[str, Any]) -> httpx.Response:
+            async with sem:
+                return await client.post("/classify", json=d)
+
+        return await asyncio.gather(*(one(d) for d in detections))
+
+
+def test_two_workers_embedded_redis_concurrent_objects(
+    tiny_model_dir: Path, keras_model: Any, tmp_path: Path
+) -> None:
+    rng = random.Random(11)
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for i in range(N_OBJECTS):
+        oid = f"GOTO_conc_{i:02d}"
+        ra, dec = rng.uniform(0, 360), rng.uniform(-60, 60)
+        mjds = sorted(58600 + rng.uniform(0, 200) for _ in range(PER_OBJECT))
+        curves[oid] = [
+            {
+                "object_id": oid,
+                "detection_id": f"d{k:02d}",
+                "mjd": t,
+                "mag": rng.uniform(16, 20),
+                "mag_err": rng.uniform(0.02, 0.2),
+                "ra": ra,
+                "dec": dec,
+            }
+            for k, t in enumerate(mjds)
+        ]
+    stream = [d for c in curves.values() for d in c]
+    rng.shuffle(stream)
+    replays = rng.sample(stream, 40)  # replayed detections, racing with the originals
+    stream = stream + replays
+    rng.shuffle(stream)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOTO_")}
+    env.update(
+        GOTO_MODEL_DIR=str(tiny_model_dir), GOTO_DATA_DIR=str(tmp_path / "data"), GOTO_LOG_LEVEL="warning"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lightcurve.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_ready(url, proc)
+        responses = asyncio.run(post_concurrently(url, stream, concurrency=48))
+        assert [r.status_code for r in responses] == [200] * len(stream)
+        statuses = [r.json()["status"] for r in responses]
+        assert statuses.count("duplicate") == len(replays)
+        with httpx.Client(base_url=url) as client:
+            # workers use the engine verified at start-up by serve, without importing TensorFlow
+            assert client.get("/model").json()["engine"]["source"] == "verified-file"
+            for oid, curve in curves.items():
+                view = client.get(f"/objects/{oid}").json()
+                assert view["n_detections"] == PER_OBJECT
+                assert sorted(d["detection_id"] for d in view["light_curve"]) == [
+                    d["detection_id"] for d in curve
+                ]
+                history = client.get(f"/objects/{oid}/probabilities").json()["history"]
+                assert len(history) == PER_OBJECT  # one row per new detection, none for replays
+                got = np.array([view["latest"]["probabilities"][c] for c in ("VS", "SN", "AGN")])
+                np.testing.assert_allclose(
+                    got, offline_probabilities(keras_model, tiny_model_dir, curve), atol=1e-5
+                )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert (tmp_path / "data" / "redis.db").is_file()  # the embedded server persisted under the data dir
