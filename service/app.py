@@ -2,7 +2,10 @@
 
 ``create_app(settings)`` builds the app; the lifespan owns everything with a life cycle: the model
 (loaded and its step engine verified before the first request), the embedded Redis server when no
-``redis_url`` is configured, the Redis client, the inference thread. After start-up every object
+``redis_url`` is configured, the Redis client, the inference thread and, with ``GOTO_WEBHOOKS`` set,
+the commit extension that writes webhook events and, unless a dispatcher process delivers them
+(``GOTO_WEBHOOK_DISPATCHER``), a dispatcher task (with several workers each runs one; they share the
+outbox through the Redis consumer group). After start-up every object
 created so far is moved out of the garbage collector's view (``gc.freeze()``): full collections
 over the ~10^6 objects TensorFlow leaves behind were the largest source of tail latency.
 """
@@ -25,11 +28,13 @@ from lightcurve.context import galactic_lb
 from service.api import ROUTERS
 from service.api.deps import JSONBytes, Services
 from service.api.errors import BodySizeLimit, install_error_handlers
-from service.api.metrics import ServiceCollector
-from service.classifier import Classifier
+from service.api.observability import RequestObservability
+from service.classifier import Classifier, CommitExtension
 from service.embedded_redis import EmbeddedRedis
 from service.galaxies import load_galaxy_catalog
 from service.inference import InferenceExecutor, LoadedModel, load_model, load_verified_engine
+from service.metrics import MODEL_INFO
+from service.redis_packing import use_hiredis_packing
 from service.settings import Settings, load_settings
 from service.store import RedisStateStore
 
@@ -47,7 +52,7 @@ Redis, so a detection arriving in time order costs one RNN step. Every response 
 
 def redis_client(url: str, settings: Settings) -> aioredis.Redis:
     """A client whose failures surface fast (then 503), and which reconnects by itself after a restart."""
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
@@ -55,6 +60,58 @@ def redis_client(url: str, settings: Settings) -> aioredis.Redis:
         health_check_interval=0,
         decode_responses=False,
     )
+    return use_hiredis_packing(client)
+
+
+def dispatcher_client(url: str, settings: Settings) -> aioredis.Redis:
+    """The dispatcher's own connection pool: its blocking reads (1 s) must not time out, and must not
+    hold connections the request path needs."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=max(10.0, settings.redis_timeout_s),
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
+
+
+class Webhooks:
+    """The webhook pieces of one worker: the commit extension and (optionally) a running dispatcher."""
+
+    def __init__(self, settings: Settings) -> None:
+        from service.notifications import WebhookNotifier
+        from service.webhooks import load_subscriptions
+
+        assert settings.webhooks is not None
+        self.settings = settings
+        self.subscriptions = load_subscriptions(settings.webhooks)
+        self.notifier = WebhookNotifier(self.subscriptions)
+        self.dispatcher: Any = None
+        self._client: aioredis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, url: str) -> None:
+        mode = self.settings.webhook_dispatcher
+        if mode not in ("auto", "worker") or not self.subscriptions:
+            log.info("webhook events are written to the outbox; delivery is left to a dispatcher "
+                     "process (GOTO_WEBHOOK_DISPATCHER=%s)", mode)
+            return
+        from service.webhooks import Dispatcher
+
+        self._client = dispatcher_client(url, self.settings)
+        self.dispatcher = Dispatcher(self._client, self.subscriptions)
+        self._task = asyncio.create_task(self.dispatcher.run(), name="webhook-dispatcher")
+        log.info("webhook dispatcher %s started (%d subscription(s))", self.dispatcher.consumer,
+                 len(self.subscriptions))
+
+    async def stop(self) -> None:
+        """Stop reading; in-flight deliveries get up to 10 s, unfinished ones stay pending in Redis."""
+        if self.dispatcher is not None and self._task is not None:
+            await self.dispatcher.stop()
+            try:
+                await self._task
+            except Exception:
+                log.exception("webhook dispatcher failed")
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
@@ -62,6 +119,8 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a bad subscriptions file fails start-up before anything slow or with a life cycle starts
+        webhooks = Webhooks(settings) if settings.webhooks is not None else None
         loaded = model
         if loaded is None and settings.engine_file is not None:
             loaded = await asyncio.to_thread(
@@ -76,9 +135,15 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         client = redis_client(url, settings)
+        extension: CommitExtension | None = webhooks.notifier if webhooks is not None else None
         executor = InferenceExecutor(loaded.engine, settings.max_inference_batch)
         executor.start()
-        store = RedisStateStore(client, loaded.metadata.sequence.n_steps, loaded.version)
+        store = RedisStateStore(
+            client,
+            loaded.metadata.sequence.n_steps,
+            loaded.version,
+            commit_extension=webhooks.notifier.commit_lua if webhooks is not None else "",
+        )
         classifier = Classifier(
             store,
             loaded,
@@ -86,17 +151,32 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
             catalog,
             max_commit_attempts=settings.max_commit_attempts,
             cache_size=settings.state_cache_size,
+            extension=extension,
         )
         galactic_lb(0.0, 0.0)  # builds (and caches) the ICRS->Galactic rotation now, not on a request
-        extras: dict[str, Any] = {"executor": executor, "embedded_redis": embedded, "catalog": catalog}
+        extras: dict[str, Any] = {
+            "executor": executor,
+            "embedded_redis": embedded,
+            "catalog": catalog,
+            "webhooks": webhooks,
+        }
         app.state.services = Services(settings, loaded, store, classifier, extras)
-        app.state.metrics_collector = ServiceCollector(app.state.services)
+        MODEL_INFO.labels(loaded.version).set(1)
+        if webhooks is not None:
+            webhooks.start(url)
         gc.collect()
         gc.freeze()
-        log.info("serving model %s (Redis %s)", loaded.version, "embedded" if embedded else "external")
+        log.info(
+            "serving model %s (Redis %s, %s)",
+            loaded.version,
+            "embedded" if embedded else "external",
+            f"{len(webhooks.subscriptions)} webhook subscription(s)" if webhooks else "no webhooks",
+        )
         try:
             yield
         finally:
+            if webhooks is not None:
+                await webhooks.stop()
             executor.stop()
             await client.aclose()
             if embedded is not None:
@@ -119,6 +199,8 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
         app.include_router(router)
     install_error_handlers(app, settings.retry_after_s)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # outermost (added last), so that 413s are counted and carry a request id too
+    app.add_middleware(RequestObservability, access_log=settings.access_log)
     return app
 
 

@@ -41,6 +41,7 @@ import orjson
 
 from lightcurve.context import GalaxyCatalog, galactic_lb
 from lightcurve.preprocessing import context_vector, order_arrays, sequence_input, step_vector
+from service import metrics
 from service.inference import InferenceExecutor, LoadedModel
 from service.keys import ObjectKeys, object_keys
 from service.schemas import DetectionRequest
@@ -61,15 +62,20 @@ class CommitExtension(Protocol):
     """Extra writes made in the same atomic step as a classification commit (the webhook outbox).
 
     ``plan`` gets the object's previous committed state (``None`` for a new object; its ``notify``
-    field is the stored notification state) and the state about to be committed, and returns the extra
-    script arguments (``ARGV[extra_at..]`` of the commit hook), the extra keys (``KEYS[5..]``) and the
-    new notification state to store with the update. The Lua run at the hook is given to
-    :class:`~service.store.RedisStateStore` as ``commit_extension``. Planning must be a pure function
-    of its inputs: a commit that loses a race is planned again from the state that won.
+    field is the stored notification state, its ``revision`` the stored revision), the state about to
+    be committed, and the number of detections the object will hold after the commit; it returns the
+    extra script arguments (``ARGV[extra_at..]`` of the commit hook), the extra keys (``KEYS[5..]``) and
+    the new notification state to store with the update. The Lua run at the hook is given to
+    :class:`~service.store.RedisStateStore` as ``commit_extension``.
+
+    With an extension the commit also checks the stored revision and the detection count, so the
+    commit happens only if ``previous`` *is* the stored state and ``n_detections`` is exact; otherwise
+    it conflicts and the detection is recomputed and planned again from the state that won. Planning
+    must therefore be a pure function of its inputs.
     """
 
     def plan(
-        self, object_id: str, previous: ObjectState | None, new: ObjectState
+        self, object_id: str, previous: ObjectState | None, new: ObjectState, n_detections: int
     ) -> tuple[Sequence[Any], Sequence[str], str]: ...
 
 
@@ -102,6 +108,8 @@ class _Work:
     mode: str = "none"
     result: dict[str, Any] | None = None
     attempts: int = 0
+    #: Detections the object held when ``base`` was read (the commit then adds this one, unless refresh).
+    n_before: int = 0
     received_unix: float = field(default_factory=time.time)
 
     def stored(self) -> StoredDetection:
@@ -169,6 +177,9 @@ class Classifier:
         self.stats: dict[str, int] = dict.fromkeys(
             ("incremental", "recompute", "stored", "duplicate", "conflicts", "prepares", "cache_hits"), 0
         )
+        # labelled Prometheus children, resolved once: labels() costs more than the increment
+        self._lookups = {src: metrics.STATE_LOOKUPS.labels(src) for src in ("cache", "redis")}
+        self._classified: dict[tuple[str, str], Any] = {}
 
     # ------------------------------------------------------------------------------------ public
 
@@ -265,6 +276,7 @@ class Classifier:
                         [(w.keys, w.detection_id, w.det.mjd) for w in to_prepare]
                     )
                 self.stats["prepares"] += len(to_prepare)
+                self._lookups["redis"].inc(len(to_prepare))
                 for w, reply in zip(to_prepare, replies, strict=True):
                     self._plan_from_prepare(w, reply)
             pending = [w for w in pending if w.result is None]
@@ -289,11 +301,16 @@ class Classifier:
             return
         w.base = st
         w.plan = "step" if st.n_used < self.n_steps else "store"
+        # While the model's input is not full every stored detection is in it (the commit checks that
+        # the input is unchanged), so the object holds exactly n_used detections.
+        w.n_before = st.n_used
         self.stats["cache_hits"] += 1
+        self._lookups["cache"].inc()
 
     def _plan_from_prepare(self, w: _Work, reply: PrepareReply) -> None:
         st = parse_state(reply.state)
         w.base = st
+        w.n_before = reply.n_detections
         kind = reply.kind
         if kind == "duplicate":
             if reply.light_curve is None and st is not None:
@@ -371,6 +388,8 @@ class Classifier:
         ctx: ContextRecord | None,
         ctx_vec: np.ndarray | None,
     ) -> ObjectState:
+        # a refresh re-classifies the stored input: it keeps the detection that last changed it
+        refresh = w.base if w.plan == "refresh" and w.base is not None else None
         return ObjectState(
             model_version=self.version,
             ids=ids,
@@ -380,8 +399,8 @@ class Classifier:
             context=ctx,
             probabilities={},
             predicted_class="",
-            detection_id=w.detection_id if w.plan != "refresh" else (w.base.detection_id if w.base else ""),
-            mjd=w.det.mjd,
+            detection_id=w.detection_id if refresh is None else refresh.detection_id,
+            mjd=w.det.mjd if refresh is None else refresh.mjd,
             updated_at="",
             context_vector=ctx_vec,
         )
@@ -475,8 +494,12 @@ class Classifier:
         refresh = w.plan == "refresh"
         extra_args: Sequence[Any] = ()
         extra_keys: Sequence[str] = ()
+        expected_count = None
         if self.extension is not None:  # the outbox/notify writes join this commit (same Lua call)
-            extra_args, extra_keys, st.notify = self.extension.plan(w.det.object_id, w.base, st)
+            expected_count = w.n_before + (0 if refresh else 1)
+            extra_args, extra_keys, st.notify = self.extension.plan(
+                w.det.object_id, w.base, st, expected_count
+            )
         return CommitRequest(
             w.keys,
             "" if refresh else w.detection_id,
@@ -490,6 +513,8 @@ class Classifier:
             st.pairs(),
             extra_keys=extra_keys,
             extra_args=extra_args,
+            expected_revision=w.base.revision if w.base is not None else 0,
+            expected_count=expected_count,
         )
 
     def _apply_commit(self, w: _Work, reply: CommitReply) -> bool:
@@ -501,6 +526,11 @@ class Classifier:
             assert st is not None and reply.revision is not None
             st.revision = reply.revision
             self._remember(oid, st)
+            counter = self._classified.get((w.mode, st.predicted_class))
+            if counter is None:
+                counter = metrics.CLASSIFICATIONS.labels(w.mode, st.predicted_class)
+                self._classified[(w.mode, st.predicted_class)] = counter
+            counter.inc()
             status = "duplicate" if w.plan == "refresh" else "classified"
             w.result = self._result(w, st, reply.n_detections, status, w.mode)
             return True
@@ -519,10 +549,11 @@ class Classifier:
             return True
         # conflict: another writer changed the model input; recompute from the input it returned
         self.stats["conflicts"] += 1
+        metrics.COMMIT_CONFLICTS.inc()
         self._cache.pop(oid, None)
         w.attempts += 1
         self._check_attempts(w)
-        w.base, w.light_curve = st, reply.light_curve or []
+        w.base, w.light_curve, w.n_before = st, reply.light_curve or [], reply.n_detections
         if w.plan != "refresh":
             w.plan = "recompute"
         return False

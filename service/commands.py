@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +68,28 @@ def verified_engine_file(settings: Settings) -> Path | None:
     return path
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir() -> Path | None:
+    """Set up prometheus-client multiprocess mode for the workers; returns a directory to remove at exit.
+
+    Must run before anything imports ``prometheus_client`` (it chooses its value store at import). An
+    operator-chosen ``PROMETHEUS_MULTIPROC_DIR`` is emptied of metric files (values of a previous run
+    would be added to this run's); otherwise a fresh temporary directory is used and removed at exit.
+    """
+    chosen = os.environ.get(MULTIPROC_ENV)
+    if chosen:
+        path = Path(chosen)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return None
+    path = Path(tempfile.mkdtemp(prefix="goto-classifier-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service with ``args.workers`` uvicorn workers.
 
@@ -74,10 +98,22 @@ def serve(args: argparse.Namespace) -> int:
     child process, and the workers load the verified weights without importing TensorFlow (each would
     otherwise hold ~650 MB of it); a single worker simply loads the artifact itself.
     Without ``GOTO_REDIS_URL`` an embedded Redis server is started first and its URL exported to the
-    workers, so that all of them share one server.
+    workers, so that all of them share one server. With webhooks configured one dispatcher process runs
+    beside the workers (``GOTO_WEBHOOK_DISPATCHER=auto``; see ``service.webhooks.process``). Prometheus
+    metrics are collected across workers through ``PROMETHEUS_MULTIPROC_DIR`` (see
+    :func:`prepare_metrics_dir`).
     """
     for name, value in WORKER_ENV.items():
         os.environ.setdefault(name, value)
+    metrics_dir = prepare_metrics_dir()
+    try:
+        return _serve(args)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from lightcurve.metadata import load_metadata
@@ -91,6 +127,13 @@ def serve(args: argparse.Namespace) -> int:
         load_metadata(settings.model_dir)
     except ValueError as exc:
         raise SystemExit(f"invalid model directory: {exc}") from None
+    if settings.webhooks is not None:  # fail here, not in every worker
+        from service.webhooks import WebhookConfigError, load_subscriptions
+
+        try:
+            load_subscriptions(settings.webhooks)
+        except WebhookConfigError as exc:
+            raise SystemExit(f"invalid webhook subscriptions: {exc}") from None
     if args.workers > 1 and "GOTO_ENGINE_FILE" not in os.environ:
         engine_file = verified_engine_file(settings)
         if engine_file is not None:
@@ -99,6 +142,13 @@ def serve(args: argparse.Namespace) -> int:
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         os.environ["GOTO_REDIS_URL"] = embedded.start()
+    dispatcher = None
+    if settings.webhooks is not None and settings.webhook_dispatcher in ("auto", "process"):
+        from service.webhooks.process import DispatcherProcess
+
+        os.environ["GOTO_WEBHOOK_DISPATCHER"] = "process"  # the workers leave delivery to it
+        dispatcher = DispatcherProcess(os.environ["GOTO_REDIS_URL"], settings.webhooks, settings.log_level)
+        dispatcher.start()
     try:
         uvicorn.run(
             "service.app:create_app_from_env",
@@ -107,7 +157,11 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            # No uvicorn log config: its loggers propagate to the root handler set by configure_logging
+            # (JSON with GOTO_LOG_JSON), and the access log is the service's own (service.access, with
+            # request id and route template), so uvicorn's is off.
+            log_config=None,
+            access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
             # Per-request work nobody here needs: the service is not behind a proxy that rewrites
@@ -117,6 +171,8 @@ def serve(args: argparse.Namespace) -> int:
             date_header=False,
         )
     finally:
+        if dispatcher is not None:
+            dispatcher.stop()
         if embedded is not None:
             embedded.stop()
     return 0

@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from scipy.special import expit
 
 from lightcurve.metadata import ArtifactMetadata, load_metadata
 from lightcurve.preprocessing import context_matrix, sequence_input
+from service import metrics
 
 __all__ = [
     "EngineCheck",
@@ -648,6 +650,7 @@ class InferenceExecutor:
 
     def _process(self, jobs: Sequence[_Job]) -> None:
         engine = self.engine
+        started = time.perf_counter()
         try:
             steps = [j for j in jobs if j.values is None]
             seqs = [j for j in jobs if j.values is not None]
@@ -671,9 +674,12 @@ class InferenceExecutor:
             self.stats.jobs += len(jobs)
             self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
             self.stats.by_size[len(jobs)] = self.stats.by_size.get(len(jobs), 0) + 1
+            metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
+            metrics.INFERENCE_BATCH_SIZE.observe(len(jobs))
         except Exception as exc:  # a bad job must not kill the thread: fail every job of the batch
             log.exception("inference batch failed")
             self.stats.errors += 1
+            metrics.INFERENCE_ERRORS.inc()
             self._deliver_error(jobs, exc)
             return
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, tuple[F32, F32]]]] = {}

@@ -7,7 +7,7 @@ API keys are held as ``SecretStr`` so that neither ``repr(settings)`` nor a log 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,8 +31,14 @@ class Settings(BaseSettings):
     model_dir: Path = DEFAULT_MODEL_DIR
     #: Galaxy catalogue (CSV or Parquet with ``ra``, ``dec`` columns) for the host-separation feature.
     galaxy_catalog: Path | None = None
-    #: Webhook subscriptions file (read by ``service.webhooks``).
+    #: Webhook subscriptions file (read by ``service.webhooks``); unset: no webhooks.
     webhooks: Path | None = None
+    #: Who delivers webhook events (they are always written to the outbox in the commit):
+    #: ``auto``: ``serve`` runs one dispatcher process beside its workers, an app started any other way
+    #: runs one in its lifespan; ``process``: a separate dispatcher process does (``serve`` starts one;
+    #: workers never do); ``worker``: a task in each worker's event loop; ``off``: nothing here (run
+    #: ``goto-classifier dispatch`` elsewhere).
+    webhook_dispatcher: Literal["auto", "process", "worker", "off"] = "auto"
     #: Comma-separated API keys; when set, write endpoints need ``Authorization: Bearer <key>``.
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     #: With API keys set, also require a key on read endpoints.
@@ -56,8 +62,10 @@ class Settings(BaseSettings):
     #: Set by ``serve`` (not by operators): the step engine verified against the Keras model at start-up
     #: by a separate process, so workers need not import TensorFlow. Ignored unless it matches the model.
     engine_file: Path | None = None
+    #: Logs as one JSON object per line (else plain text).
     log_json: bool = False
     log_level: str = "info"
+    #: One log line per HTTP request (method, route, status, duration, request id, object id).
     access_log: bool = False
 
     @field_validator("api_keys", mode="before")

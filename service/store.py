@@ -16,6 +16,9 @@ Two Lua scripts carry every write, each atomic and touching only one object's ha
     current first ``n_steps`` detections, so the caller recomputes without another round trip. This
     compare-and-set on the model's exact input, not on a counter, is what makes the stored classification
     *always* equal a recompute over the stored detections, and makes a lost race cost one recompute.
+    Optionally the commit also requires the stored ``revision`` (the state planned from is the one
+    stored, which extra writes such as webhook events depend on) and the number of detections after
+    insertion (so a value derived from it, e.g. an event's ``n_detections``, is exact).
 
 Because the detection and its classification are written together, a Redis failure between
 ``prepare`` and ``commit`` leaves nothing behind ("no partial write"), and a replay is idempotent
@@ -37,6 +40,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from service import metrics
 from service.keys import ObjectKeys, StateField
 
 __all__ = [
@@ -120,10 +124,11 @@ _COMMIT_TEMPLATE = (
 -- KEYS: state, order, dets, history[, extra keys...]
 -- ARGV: 1 detection_id ('' = refresh only), 2 mjd, 3 payload, 4 n_steps, 5 mode ('classify'|'store'),
 --       6 expected first-n ids joined by newline, 7 has_position ('1'|'0'), 8 model_version,
---       9 history row without its closing brace ('' = no row), 10 number of extra args E,
---       11..10+E extra args (for the hook), then state field/value pairs
+--       9 history row without its closing brace ('' = no row), 10 expected current revision ('' = any),
+--       11 expected number of detections after insertion ('' = any), 12 number of extra args E,
+--       13..12+E extra args (for the hook), then state field/value pairs
 local id, mode, n_steps = ARGV[1], ARGV[5], tonumber(ARGV[4])
-local n_extra, extra_at = tonumber(ARGV[10]), 11
+local n_extra, extra_at = tonumber(ARGV[12]), 13
 if id ~= '' then
   if redis.call('HEXISTS', KEYS[3], id) == 1 then
     return {{'duplicate', redis.call('ZCARD', KEYS[2]), state()}}
@@ -140,6 +145,10 @@ if mode == 'store' then
   ok = ok and redis.call('HGET', KEYS[1], '{StateField.MODEL_VERSION}') == ARGV[8]
 else
   ok = table.concat(redis.call('ZRANGE', KEYS[2], 0, n_steps - 1), '\\n') == ARGV[6]
+  if ok and ARGV[10] ~= '' then
+    ok = tonumber(redis.call('HGET', KEYS[1], '{StateField.REVISION}') or '0') == tonumber(ARGV[10])
+  end
+  if ok and ARGV[11] ~= '' then ok = redis.call('ZCARD', KEYS[2]) == tonumber(ARGV[11]) end
 end
 if not ok then
   if id ~= '' then
@@ -155,7 +164,7 @@ if id == '' and redis.call('HGET', KEYS[1], '{StateField.IDS}') == ARGV[6]
     and redis.call('HGET', KEYS[1], '{StateField.MODEL_VERSION}') == ARGV[8] then
   return {{'unchanged', n, state()}}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 11 + n_extra))
+redis.call('HSET', KEYS[1], unpack(ARGV, 13 + n_extra))
 local revision = redis.call('HINCRBY', KEYS[1], '{StateField.REVISION}', 1)
 if ARGV[9] ~= '' then
   redis.call('RPUSH', KEYS[4], ARGV[9] .. ',"n_detections":' .. n .. ',"revision":' .. revision .. '}}')
@@ -317,6 +326,10 @@ class CommitRequest:
     state_pairs: Sequence[Any]
     extra_keys: Sequence[str] = ()
     extra_args: Sequence[Any] = ()
+    #: Classify mode: commit only if the stored revision is still this one (``None``: any).
+    expected_revision: int | None = None
+    #: Classify mode: commit only if the object then holds exactly this many detections (``None``: any).
+    expected_count: int | None = None
 
     def call(self, n_steps: int) -> tuple[list[str], list[Any]]:
         keys = [*self.keys.all(), *self.extra_keys]
@@ -330,6 +343,8 @@ class CommitRequest:
             "1" if self.has_position else "0",
             self.model_version,
             self.history_prefix,
+            "" if self.expected_revision is None else self.expected_revision,
+            "" if self.expected_count is None else self.expected_count,
             len(self.extra_args),
             *self.extra_args,
             *self.state_pairs,
@@ -356,7 +371,11 @@ class RedisStateStore:
         try:
             return await awaitable
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        except redis_errors.RedisError as exc:
+            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            raise
 
     async def _pipeline(
         self, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]

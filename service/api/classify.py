@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request
 
 from service.api.deps import ClassifierDep, JSONBytes, WriteAccess
+from service.logs import note
+from service.metrics import DETECTION_OUTCOMES, DETECTIONS
 from service.schemas import BatchRequest, BatchResponse, Classification, DetectionRequest
 
 router = APIRouter(tags=["classify"], dependencies=[WriteAccess])
+
+#: Labelled children of ``goto_detections_total``, resolved once (this is the hot path).
+_OUTCOME = {outcome: DETECTIONS.labels(outcome) for outcome in DETECTION_OUTCOMES}
+
+
+def _count(results: list[dict[str, Any]]) -> None:
+    if len(results) == 1:
+        _OUTCOME[results[0]["status"]].inc()
+        return
+    for status, n in Counter(r["status"] for r in results).items():
+        _OUTCOME[status].inc(n)
 
 _ERRORS = {
     401: {"description": "API keys are configured and none (or a wrong one) was given"},
@@ -24,7 +40,10 @@ async def classify(detection: DetectionRequest, classifier: ClassifierDep) -> JS
     Replaying a detection (same ``detection_id``, or same object/mjd/filter without one) changes
     nothing and returns the current classification with ``status: duplicate``.
     """
-    return JSONBytes(await classifier.classify(detection))
+    note(object_id=detection.object_id, n_detections=1)
+    result = await classifier.classify(detection)
+    _count([result])
+    return JSONBytes(result)
 
 
 @router.post("/classify/batch", response_model=BatchResponse, responses=_ERRORS)  # type: ignore[arg-type]
@@ -35,6 +54,7 @@ async def classify_batch(batch: BatchRequest, request: Request, classifier: Clas
     """
     limit = request.app.state.max_batch_size
     if len(batch.detections) > limit:
+        _OUTCOME["rejected"].inc(len(batch.detections))
         raise HTTPException(
             422,
             [
@@ -45,7 +65,13 @@ async def classify_batch(batch: BatchRequest, request: Request, classifier: Clas
                 }
             ],
         )
-    return JSONBytes({"results": await classifier.classify_many(batch.detections)})
+    dets = batch.detections
+    note(n_detections=len(dets))
+    if all(d.object_id == dets[0].object_id for d in dets):
+        note(object_id=dets[0].object_id)
+    results = await classifier.classify_many(dets)
+    _count(results)
+    return JSONBytes({"results": results})
 
 
 __all__ = ["router"]

@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.deps import JSONBytes
 from service.classifier import CommitContention, MissingPosition
+from service.logs import REQUEST_CONTEXT
+from service.metrics import DETECTIONS
 from service.store import StoreUnavailable
 
 __all__ = ["BodySizeLimit", "install_error_handlers"]
@@ -19,20 +21,40 @@ __all__ = ["BodySizeLimit", "install_error_handlers"]
 log = logging.getLogger(__name__)
 
 
+_CLASSIFY_PATHS = frozenset({"/classify", "/classify/batch"})
+
+
+def _count_detections(request: Request, outcome: str, body: Any = None) -> None:
+    """Count a refused /classify or /classify/batch request's detections under ``outcome``."""
+    if request.url.path not in _CLASSIFY_PATHS:
+        return
+    context = REQUEST_CONTEXT.get() or {}
+    n = context.get("n_detections")
+    if n is None:  # refused before the route ran: count what the body holds
+        n = 1
+        if request.url.path == "/classify/batch" and isinstance(body, dict):
+            dets = body.get("detections")
+            n = len(dets) if isinstance(dets, list) and dets else 1
+    DETECTIONS.labels(outcome).inc(n)
+
+
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     retry = {"Retry-After": str(retry_after_s)}
 
     async def store_unavailable(request: Request, exc: Exception) -> JSONBytes:
         log.warning("Redis unavailable: %s", exc)
+        _count_detections(request, "unavailable")
         return JSONBytes(
             {"detail": "state store (Redis) unavailable; nothing was stored"}, 503, headers=retry
         )
 
     async def contention(request: Request, exc: Exception) -> JSONBytes:
+        _count_detections(request, "unavailable")
         return JSONBytes({"detail": str(exc)}, 503, headers=retry)
 
     async def missing_position(request: Request, exc: Exception) -> JSONBytes:
         assert isinstance(exc, MissingPosition)
+        _count_detections(request, "rejected")
         prefix: list[object] = (
             ["body"]
             if exc.index is None or request.url.path == "/classify"
@@ -50,6 +72,7 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 
     async def invalid_request(request: Request, exc: Exception) -> JSONBytes:
         assert isinstance(exc, RequestValidationError)
+        _count_detections(request, "rejected", exc.body)
         return JSONBytes({"detail": [_error_entry(e) for e in exc.errors()]}, 422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)

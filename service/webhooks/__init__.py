@@ -6,8 +6,9 @@ How the pieces fit (operator's view in ``docs/webhooks.md``):
 2. Before committing an update the service calls :func:`plan_events` (pure) with the object's stored
    :class:`NotifyState`; the commit script XADDs :func:`outbox_entries` and stores the new notify state
    in the same atomic step.
-3. :class:`Dispatcher` (a background task of the service, or ``goto-classifier dispatch``) delivers the
-   outbox with signed POSTs, retries with backoff, and dead-letters what cannot be delivered.
+3. :class:`Dispatcher` (a process beside the workers of ``serve``, a task of the service, or
+   ``goto-classifier dispatch``) delivers the outbox with signed POSTs, retries with backoff, and
+   dead-letters what cannot be delivered.
 4. Receivers check requests with :func:`verify_signature`.
 """
 

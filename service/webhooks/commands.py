@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -61,11 +60,13 @@ def _run(coro_factory: Any) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run a dispatcher until SIGTERM/SIGINT, then stop gracefully."""
+    from service.logs import configure_logging
     from service.webhooks.config import load_subscriptions
     from service.webhooks.dispatcher import Dispatcher
 
-    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # JSON lines like the service when GOTO_LOG_JSON is set (serve starts this command as its dispatcher)
+    json_lines = os.environ.get("GOTO_LOG_JSON", "").strip().lower() in ("1", "true", "yes", "on")
+    configure_logging(getattr(args, "log_level", "info"), json_lines)
 
     async def main() -> int:
         path = _webhooks_path(args, required=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -238,7 +237,9 @@ def test_read_endpoints(server: ThreadServer, loaded_model: Any) -> None:
         card["model_version"] == loaded_model.version and card["engine"]["max_abs_diff_probabilities"] <= 1e-5
     )
     assert "/classify/batch" in openapi["paths"]
-    # the server runs in this process: its worker label is our pid; 4 detections, each one step
-    assert f'goto_detections_total{{outcome="incremental",worker="{os.getpid()}"}} 4.0' in metrics
-    assert f'goto_model_info{{model_version="{loaded_model.version}"' in metrics
+    # metrics by route template (not raw path), and the served model
+    assert 'goto_http_requests_total{method="POST",route="/classify",status="200"}' in metrics
+    assert 'goto_http_requests_total{method="GET",route="/objects/{object_id}",status="404"}' in metrics
+    assert "GOTO_read" not in metrics and "unknown_object" not in metrics
+    assert f'goto_model_info{{model_version="{loaded_model.version}"}} 1.0' in metrics
     assert openapi["components"]["schemas"]["DetectionRequest"]["examples"]

@@ -157,15 +157,20 @@ def test_prepare_decides_step_recompute_beyond(clean_redis: str, loaded_model: A
 class _RecordingExtension:
     """A commit extension like the webhook outbox: one stream entry per commit, plus a notify state."""
 
-    lua = "redis.call('XADD', KEYS[5], '*', 'object', ARGV[extra_at], 'revision', revision, 'n', n)"
+    lua = (
+        "redis.call('XADD', KEYS[5], '*', 'object', ARGV[extra_at], 'revision', revision, 'n', n, "
+        "'planned_n', ARGV[extra_at + 1])"
+    )
 
     def __init__(self, stream: str) -> None:
         self.stream = stream
         self.previous: list[str] = []
 
-    def plan(self, object_id: str, previous: Any, new: Any) -> tuple[list[Any], list[str], str]:
+    def plan(
+        self, object_id: str, previous: Any, new: Any, n_detections: int
+    ) -> tuple[list[Any], list[str], str]:
         self.previous.append(previous.notify if previous is not None else "<new>")
-        return [object_id], [self.stream], f"seen-{new.n_used}"
+        return [object_id, n_detections], [self.stream], f"seen-{new.n_used}"
 
 
 def test_commit_extension_writes_in_the_same_step(clean_redis: str, loaded_model: Any) -> None:
@@ -189,6 +194,8 @@ def test_commit_extension_writes_in_the_same_step(clean_redis: str, loaded_model
     sync = redis.Redis.from_url(clean_redis)
     entries = sync.xrange(stream)
     assert [e[1][b"revision"] for e in entries] == [b"1", b"2", b"3"]
+    # the count given to plan() is the one the commit saw
+    assert [e[1][b"planned_n"] for e in entries] == [e[1][b"n"] for e in entries] == [b"1", b"2", b"3"]
     assert ext.previous == ["<new>", "seen-1", "seen-2"]
     assert sync.hget(object_keys("OBJ_ext").state, "notify") == b"seen-3"
     sync.close()

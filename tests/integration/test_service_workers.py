@@ -1,8 +1,10 @@
-"""``goto-classifier serve --workers 2`` with the embedded Redis: concurrent detections lose nothing."""
+"""``goto-classifier serve --workers 2`` with the embedded Redis: concurrent detections lose nothing, and
+the one webhook dispatcher process that ``serve`` runs beside the workers delivers every event once."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -14,9 +16,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
+from service.webhooks import verify_signature
 from tests.integration.conftest import free_port, offline_probabilities
+from tests.integration.webhook_fixtures import SECRET, Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -81,9 +86,16 @@ def test_two_workers_embedded_redis_concurrent_objects(
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    receiver = Receiver().start()
+    hooks = tmp_path / "hooks.json"
+    hooks.write_text(json.dumps({"subscriptions": [
+        {"id": "every", "url": receiver.url, "secret": SECRET, "events": ["classification.updated"]}]}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOTO_")}
     env.update(
-        GOTO_MODEL_DIR=str(tiny_model_dir), GOTO_DATA_DIR=str(tmp_path / "data"), GOTO_LOG_LEVEL="warning"
+        GOTO_MODEL_DIR=str(tiny_model_dir),
+        GOTO_DATA_DIR=str(tmp_path / "data"),
+        GOTO_LOG_LEVEL="warning",
+        GOTO_WEBHOOKS=str(hooks),
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "lightcurve.cli", "serve", "--workers", "2", "--port", str(port)],
@@ -100,6 +112,11 @@ def test_two_workers_embedded_redis_concurrent_objects(
         with httpx.Client(base_url=url) as client:
             # workers use the engine verified at start-up by serve, without importing TensorFlow
             assert client.get("/model").json()["engine"]["source"] == "verified-file"
+            # serve's own metrics directory: counts of both workers, whichever answers the scrape
+            for _ in range(3):
+                metrics = client.get("/metrics").text
+                assert f'goto_detections_total{{outcome="classified"}} {N_OBJECTS * PER_OBJECT}.0' in metrics
+                assert f'goto_detections_total{{outcome="duplicate"}} {len(replays)}.0' in metrics
             for oid, curve in curves.items():
                 view = client.get(f"/objects/{oid}").json()
                 assert view["n_detections"] == PER_OBJECT
@@ -112,7 +129,17 @@ def test_two_workers_embedded_redis_concurrent_objects(
                 np.testing.assert_allclose(
                     got, offline_probabilities(keras_model, tiny_model_dir, curve), atol=1e-5
                 )
+        # one update event per classified detection, delivered by serve's one dispatcher process
+        dispatchers = [c for c in psutil.Process(proc.pid).children() if "dispatch" in c.cmdline()]
+        assert len(dispatchers) == 1
+        deadline = time.monotonic() + 30
+        while len(receiver.answered(200)) < N_OBJECTS * PER_OBJECT and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delivered = receiver.answered(200)
+        assert len({r.event_id for r in delivered}) == len(delivered) == N_OBJECTS * PER_OBJECT
+        verify_signature(SECRET, delivered[-1].headers, delivered[-1].body)
     finally:
+        receiver.stop()
         proc.send_signal(signal.SIGINT)
         try:
             _, err = proc.communicate(timeout=60)
