@@ -575,16 +575,4 @@ class Classifier:
 
     def _result(self, w: _Work, st: ObjectState, n: int, status: str, mode: str) -> dict[str, Any]:
         self.stats[mode if status == "classified" else status] += 1
-        return {
-            "object_id": w.det.object_id,
-            "detection_id": w.detection_id,
-            "status": status,
-            "mode": mode,
-            "n_detections": n,
-            "n_used": st.n_used,
-            "probabilities": st.probabilities,
-            "predicted_class": st.predicted_class,
-            "model_version": st.model_version,
-            "revision": st.revision,
-            "updated_at": st.updated_at,
-        }
+        return st.result(w.det.object_id, w.detection_id, n, status, mode)

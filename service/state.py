@@ -84,6 +84,24 @@ class ObjectState:
         """(mjd, detection_id) of the last detection in the model's input."""
         return (self.last_mjd, self.ids[-1])
 
+    def result(
+        self, object_id: str, detection_id: str, n_detections: int, status: str, mode: str
+    ) -> dict[str, Any]:
+        """The API's classification result for this state (``Classification`` in service.schemas)."""
+        return {
+            "object_id": object_id,
+            "detection_id": detection_id,
+            "status": status,
+            "mode": mode,
+            "n_detections": n_detections,
+            "n_used": self.n_used,
+            "probabilities": self.probabilities,
+            "predicted_class": self.predicted_class,
+            "model_version": self.model_version,
+            "revision": self.revision,
+            "updated_at": self.updated_at,
+        }
+
     def pairs(self) -> list[Any]:
         """Field/value pairs for the state hash (the revision is bumped by the commit script)."""
         doc = {

@@ -26,19 +26,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _latest(object_id: str, st: ObjectState, n: int) -> dict[str, Any]:
-    return {
-        "object_id": object_id,
-        "detection_id": st.detection_id,
-        "status": "classified",
-        "mode": "none",
-        "n_detections": n,
-        "n_used": st.n_used,
-        "probabilities": st.probabilities,
-        "predicted_class": st.predicted_class,
-        "model_version": st.model_version,
-        "revision": st.revision,
-        "updated_at": st.updated_at,
-    }
+    return st.result(object_id, st.detection_id, n, "classified", "none")
 
 
 def _unknown(object_id: str) -> HTTPException:
