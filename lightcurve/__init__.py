@@ -11,6 +11,7 @@ from lightcurve.preprocessing import (
     context_vector,
     sequence_input,
     sequence_input_from_detections,
+    step_matrix,
     step_vector,
 )
 from lightcurve.types import Detection, LightCurve, SkyPosition, derive_detection_id
@@ -30,5 +31,6 @@ __all__ = [
     "load_metadata",
     "sequence_input",
     "sequence_input_from_detections",
+    "step_matrix",
     "step_vector",
 ]

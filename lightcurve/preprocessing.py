@@ -29,6 +29,7 @@ __all__ = [
     "order_arrays",
     "sequence_input",
     "sequence_input_from_detections",
+    "step_matrix",
     "step_vector",
 ]
 
@@ -81,6 +82,29 @@ def order_arrays(
     return np.asarray(order, dtype=np.intp)
 
 
+def step_matrix(
+    mjd: ArrayLike, mag: ArrayLike, mag_err: ArrayLike, t_first: ArrayLike, spec: SequenceSpec
+) -> FloatArray:
+    """Step form for many objects at once: row ``i`` is the input of one real time step of object ``i``
+    (detection ``mjd[i]``, ``mag[i]``, ``mag_err[i]``, first detection time ``t_first[i]``), ``(N, 3)``.
+
+    Examples
+    --------
+    >>> from lightcurve.metadata import SequenceSpec
+    >>> step_matrix([58610.0, 58606.5], [18.2, 17.0], [0.05, 0.1], [58605.0, 58606.0], SequenceSpec())[:, 0]
+    array([5. , 0.5], dtype=float32)
+    """
+    t = np.asarray(mjd, dtype=np.float64)
+    raw = np.stack(
+        [t - np.asarray(t_first, dtype=np.float64), np.asarray(mag, dtype=np.float64),
+         np.asarray(mag_err, dtype=np.float64)],
+        axis=-1,
+    )
+    values = _normalise(raw, spec.normalisation)
+    _check_not_mask(values, spec.mask_value)
+    return values.astype(np.float32)
+
+
 def step_vector(mjd: float, mag: float, mag_err: float, t_first: float, spec: SequenceSpec) -> FloatArray:
     """The input vector of one real time step, given the object's first detection time.
 
@@ -90,10 +114,7 @@ def step_vector(mjd: float, mag: float, mag_err: float, t_first: float, spec: Se
     >>> step_vector(58610.0, 18.2, 0.05, 58605.0, SequenceSpec()).tolist()
     [5.0, 18.200000762939453, 0.05000000074505806]
     """
-    raw = np.array([[mjd - t_first, mag, mag_err]], dtype=np.float64)
-    values = _normalise(raw, spec.normalisation)
-    _check_not_mask(values, spec.mask_value)
-    return values[0].astype(np.float32)
+    return step_matrix([mjd], [mag], [mag_err], [t_first], spec)[0]
 
 
 def sequence_input(

@@ -7,9 +7,9 @@ For each detection:
    a store-only write) without asking Redis. Otherwise ask the ``prepare`` script, which says
    ``duplicate`` / ``new`` / ``beyond`` / ``step`` / ``recompute``.
 2. **Compute** off the event loop in the micro-batching :class:`~service.inference.InferenceExecutor`:
-   one step from the stored RNN state (``step_vector``), or a full pass over the first ``n_steps``
-   detections in time order (``sequence_input``). Both use ``lightcurve.preprocessing``, the only
-   feature code.
+   one step from the stored RNN state (``step_matrix``, for the whole wave at once), or a full pass
+   over the first ``n_steps`` detections in time order (``sequence_input``). Both use
+   ``lightcurve.preprocessing``, the only feature code.
 3. **Commit** with the ``commit`` script, which inserts the detection and writes the classification only
    if the model input is still the one computed from; on ``conflict`` it returns the current input and
    the detection is recomputed and committed again (bounded by ``max_commit_attempts``).
@@ -40,7 +40,7 @@ import numpy as np
 import orjson
 
 from lightcurve.context import GalaxyCatalog, galactic_lb
-from lightcurve.preprocessing import context_vector, order_arrays, sequence_input, step_vector
+from lightcurve.preprocessing import context_matrix, order_arrays, sequence_input, step_matrix
 from service import metrics
 from service.inference import InferenceExecutor, LoadedModel
 from service.keys import ObjectKeys, object_keys
@@ -331,20 +331,42 @@ class Classifier:
 
     # ----------------------------------------------------------------------------------- compute
 
-    def _context_for(self, det: StoredDetection) -> ContextRecord:
-        assert det.ra is not None and det.dec is not None
-        gal_l, gal_b = galactic_lb(det.ra, det.dec)
-        sep = det.host_sep_arcsec
-        if sep is None and self.catalog is not None:
-            sep = float(self.catalog.nearest_separation_arcsec([det.ra], [det.dec])[0])
-            if not np.isfinite(sep):
-                sep = None
-        return ContextRecord(det.detection_id, det.ra, det.dec, float(gal_l), float(gal_b), sep)
+    def _contexts_for(self, dets: Sequence[StoredDetection]) -> list[ContextRecord]:
+        """Context records of objects whose features come from ``dets`` (one vectorised pass)."""
+        ra = np.array([d.ra for d in dets], dtype=np.float64)
+        dec = np.array([d.dec for d in dets], dtype=np.float64)
+        gal_l, gal_b = galactic_lb(ra, dec)
+        seps: list[float | None] = [d.host_sep_arcsec for d in dets]
+        lookup = [i for i, sep in enumerate(seps) if sep is None]
+        if lookup and self.catalog is not None:
+            found = self.catalog.nearest_separation_arcsec(ra[lookup], dec[lookup])
+            for i, sep in zip(lookup, found.tolist(), strict=True):
+                seps[i] = sep if np.isfinite(sep) else None
+        return [
+            ContextRecord(d.detection_id, d.ra, d.dec, gl, gb, sep)  # type: ignore[arg-type]
+            for d, gl, gb, sep in zip(dets, gal_l.tolist(), gal_b.tolist(), seps, strict=True)
+        ]
+
+    def _context_vectors(self, ctxs: Sequence[ContextRecord | None]) -> list[np.ndarray | None]:
+        """The normalised context inputs of ``ctxs`` (``None`` where the model has no context input)."""
+        if not self.uses_context:
+            return [None] * len(ctxs)
+        rows = [i for i, c in enumerate(ctxs) if c is not None]
+        out: list[np.ndarray | None] = [None] * len(ctxs)
+        if rows:
+            chosen = [ctxs[i] for i in rows]
+            matrix = context_matrix(
+                [c.gal_l_deg for c in chosen],  # type: ignore[union-attr]
+                [c.gal_b_deg for c in chosen],  # type: ignore[union-attr]
+                [np.nan if c.host_sep_arcsec is None else c.host_sep_arcsec for c in chosen],  # type: ignore[union-attr]
+                self.context_spec,
+            )
+            for i, row in zip(rows, matrix, strict=True):
+                out[i] = row
+        return out
 
     def _context_vector(self, ctx: ContextRecord | None) -> np.ndarray | None:
-        if not self.uses_context or ctx is None:
-            return None
-        return context_vector(ctx.gal_l_deg, ctx.gal_b_deg, ctx.host_sep_arcsec, self.context_spec)
+        return self._context_vectors([ctx])[0]
 
     def _state_context(self, st: ObjectState) -> np.ndarray | None:
         if st.context_vector is None:
@@ -355,14 +377,15 @@ class Classifier:
         jobs: list[Any] = []
         for w in works:
             w.future = None
-            job = None
-            if w.plan == "step":
-                job = self._step_job(w)
-            elif w.plan in ("recompute", "refresh"):
+        steps = [w for w in works if w.plan == "step"]
+        if steps:
+            jobs.extend(self._step_jobs(steps))
+        for w in works:
+            if w.plan in ("recompute", "refresh"):
                 job = self._recompute_job(w)
-            if job is not None:
-                w.future = job.future
-                jobs.append(job)
+                if job is not None:
+                    w.future = job.future
+                    jobs.append(job)
         if not jobs:
             return
         # one queue item for the whole wave: the inference thread wakes once and runs it as one batch
@@ -405,22 +428,36 @@ class Classifier:
             context_vector=ctx_vec,
         )
 
-    def _step_job(self, w: _Work) -> Any:
-        d = w.det
-        base = w.base
-        ctx: ContextRecord | None
-        ids: tuple[str, ...]
-        if base is None:  # first detection of a new object: one step from the zero state
-            ctx = self._context_for(w.stored())
-            ctx_vec = self._context_vector(ctx)
-            t_first, rnn0, ids = d.mjd, self._zero_state, (w.detection_id,)
-        else:
-            ctx, ctx_vec = base.context, self._state_context(base)
-            t_first, rnn0, ids = base.t_first, base.rnn, (*base.ids, w.detection_id)
-        x = step_vector(d.mjd, d.mag, d.mag_err, t_first, self.sequence_spec)
-        w.new_state = self._new_state(w, ids, t_first, d.mjd, ctx, ctx_vec)
-        w.mode = "incremental"
-        return self.executor.step_job(rnn0, x, ctx_vec)
+    def _step_jobs(self, works: list[_Work]) -> list[Any]:
+        """One RNN step per detection, inputs computed for the whole wave at once."""
+        new = [w for w in works if w.base is None]  # first detections of new objects
+        contexts = self._contexts_for([w.stored() for w in new]) if new else []
+        new_context = dict(zip((w.index for w in new), contexts, strict=True))
+        new_vectors = dict(zip((w.index for w in new), self._context_vectors(contexts), strict=True))
+        xs = step_matrix(
+            [w.det.mjd for w in works],
+            [w.det.mag for w in works],
+            [w.det.mag_err for w in works],
+            [w.det.mjd if w.base is None else w.base.t_first for w in works],
+            self.sequence_spec,
+        )
+        jobs = []
+        for w, x in zip(works, xs, strict=True):
+            base = w.base
+            ctx: ContextRecord | None
+            ids: tuple[str, ...]
+            if base is None:  # one step from the zero state
+                ctx, ctx_vec = new_context[w.index], new_vectors[w.index]
+                t_first, rnn0, ids = w.det.mjd, self._zero_state, (w.detection_id,)
+            else:
+                ctx, ctx_vec = base.context, self._state_context(base)
+                t_first, rnn0, ids = base.t_first, base.rnn, (*base.ids, w.detection_id)
+            w.new_state = self._new_state(w, ids, t_first, w.det.mjd, ctx, ctx_vec)
+            w.mode = "incremental"
+            job = self.executor.step_job(rnn0, x, ctx_vec)
+            w.future = job.future
+            jobs.append(job)
+        return jobs
 
     def _recompute_job(self, w: _Work) -> Any:
         lc = list(w.light_curve or [])
@@ -447,7 +484,7 @@ class Classifier:
         ):
             ctx = base.context
         else:
-            ctx = self._context_for(source)
+            ctx = self._contexts_for([source])[0]
         if ctx is None and self.uses_context:
             raise MissingPosition(w.index)
         ctx_vec = self._context_vector(ctx)

@@ -10,6 +10,7 @@ from lightcurve.preprocessing import (
     limit_observations,
     sequence_input,
     sequence_input_from_detections,
+    step_matrix,
     step_vector,
 )
 from lightcurve.types import Detection
@@ -64,6 +65,10 @@ def test_step_form_equals_batch_form(spec):
     batch = sequence_input(mjd, mag, err, spec)
     steps = np.stack([step_vector(mjd[k], mag[k], err[k], mjd[0], spec) for k in range(spec.n_steps)])
     np.testing.assert_array_equal(steps, batch.values)
+    # the many-objects form: 30 "objects", each at its own step, equals the same rows
+    n = spec.n_steps
+    many = step_matrix(mjd[:n], mag[:n], err[:n], np.full(n, mjd[0]), spec)
+    np.testing.assert_array_equal(many, batch.values)
 
 
 def test_normalisation_is_applied_to_real_steps_only():
