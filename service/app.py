@@ -2,10 +2,11 @@
 
 ``create_app(settings)`` builds the app; the lifespan owns everything with a life cycle: the model
 (loaded and its step engine verified before the first request), the embedded Redis server when no
-``redis_url`` is configured, the Redis client, the inference thread and, with ``GOTO_WEBHOOKS`` set,
-the commit extension that writes webhook events and, unless a dispatcher process delivers them
-(``GOTO_WEBHOOK_DISPATCHER``), a dispatcher task (with several workers each runs one; they share the
-outbox through the Redis consumer group). After start-up every object
+``redis_url`` is configured, the Redis client, the inference thread, the object router (with several
+``serve`` workers each object is classified by one of them: ``service.affinity``) and, with
+``GOTO_WEBHOOKS`` set, the commit extension that writes webhook events and, unless a dispatcher
+process delivers them (``GOTO_WEBHOOK_DISPATCHER``), a dispatcher task (with several workers each runs
+one; they share the outbox through the Redis consumer group). After start-up every object
 created so far is moved out of the garbage collector's view (``gc.freeze()``): full collections
 over the ~10^6 objects TensorFlow leaves behind were the largest source of tail latency.
 """
@@ -25,6 +26,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lightcurve.context import galactic_lb
+from service.affinity import Affinity
 from service.api import ROUTERS
 from service.api.deps import JSONBytes, Services
 from service.api.errors import BodySizeLimit, install_error_handlers
@@ -153,6 +155,9 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
             cache_size=settings.state_cache_size,
             extension=extension,
         )
+        affinity = await Affinity.start(
+            classifier, settings.peer_dir, settings.peer_workers, settings.peer_timeout_s
+        )
         galactic_lb(0.0, 0.0)  # builds (and caches) the ICRS->Galactic rotation now, not on a request
         extras: dict[str, Any] = {
             "executor": executor,
@@ -160,7 +165,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
             "catalog": catalog,
             "webhooks": webhooks,
         }
-        app.state.services = Services(settings, loaded, store, classifier, extras)
+        app.state.services = Services(settings, loaded, store, classifier, affinity.router, extras)
         MODEL_INFO.labels(loaded.version).set(1)
         if webhooks is not None:
             webhooks.start(url)
@@ -175,6 +180,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await affinity.stop()
             if webhooks is not None:
                 await webhooks.stop()
             executor.stop()

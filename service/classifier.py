@@ -196,7 +196,7 @@ class Classifier:
         works = [_Work(i, d, d.key(), object_keys(d.object_id)) for i, d in enumerate(dets)]
         async with self._locked([w.det.object_id for w in works]):
             if len(works) > 1:
-                await self._check_new_objects(works)
+                await self.check_new_objects(dets)
             for wave in self._waves(works):
                 await self._run_wave(wave)
         return [w.result for w in works]  # type: ignore[misc]
@@ -242,24 +242,24 @@ class Classifier:
             waves[k].append(w)
         return waves
 
-    async def _check_new_objects(self, works: list[_Work]) -> None:
-        """Reject a batch (before any write) if it creates an object from a detection without position."""
-        missing = [w for w in works if not w.det.has_position]
+    async def check_new_objects(self, dets: Sequence[DetectionRequest]) -> None:
+        """Refuse a batch (before any write) that creates an object from a detection without position."""
+        missing = [d for d in dets if not d.has_position]
         if not missing:
             return
-        objects = sorted({w.det.object_id for w in missing if w.det.object_id not in self._cache})
+        objects = sorted({d.object_id for d in missing if d.object_id not in self._cache})
         if not objects:
             return
         exists = dict(
             zip(objects, await self.store.object_exists([object_keys(o) for o in objects]), strict=True)
         )
         created: set[str] = set()
-        for w in works:
-            oid = w.det.object_id
-            if w.det.has_position:
+        for i, d in enumerate(dets):
+            oid = d.object_id
+            if d.has_position:
                 created.add(oid)
             elif not exists.get(oid, True) and oid not in created:
-                raise MissingPosition(w.index)
+                raise MissingPosition(i)
 
     async def _run_wave(self, wave: list[_Work]) -> None:
         for w in wave:

@@ -91,6 +91,16 @@ def prepare_metrics_dir() -> Path | None:
     return path
 
 
+def prepare_peer_dir(workers: int) -> Path | None:
+    """With several workers, a private directory where they find each other (``service.affinity``)."""
+    if workers < 2 or os.environ.get("GOTO_PEER_DIR"):
+        return None
+    path = Path(tempfile.mkdtemp(prefix="goto-classifier-peers-"))
+    os.environ["GOTO_PEER_DIR"] = str(path)
+    os.environ["GOTO_PEER_WORKERS"] = str(workers)
+    return path
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service with ``args.workers`` uvicorn workers.
 
@@ -102,16 +112,19 @@ def serve(args: argparse.Namespace) -> int:
     workers, so that all of them share one server. With webhooks configured one dispatcher process runs
     beside the workers (``GOTO_WEBHOOK_DISPATCHER=auto``; see ``service.webhooks.process``). Prometheus
     metrics are collected across workers through ``PROMETHEUS_MULTIPROC_DIR`` (see
-    :func:`prepare_metrics_dir`).
+    :func:`prepare_metrics_dir`). Each object is classified by one worker, the others forward its
+    detections there (see :func:`prepare_peer_dir` and ``service.affinity``).
     """
     for name, value in WORKER_ENV.items():
         os.environ.setdefault(name, value)
     metrics_dir = prepare_metrics_dir()
+    peer_dir = prepare_peer_dir(args.workers)
     try:
         return _serve(args)
     finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        for path in (metrics_dir, peer_dir):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _exit_after_shutdown(signum: int, frame: object) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "COMMIT_CONFLICTS",
     "DETECTIONS",
     "DETECTION_OUTCOMES",
+    "FORWARDED",
     "HTTP_DURATION",
     "HTTP_REQUESTS",
     "INFERENCE_BATCH_SIZE",
@@ -55,6 +56,12 @@ CLASSIFICATIONS = Counter(
 )
 COMMIT_CONFLICTS = Counter(
     "goto_commit_conflicts", "Commits lost to a concurrent writer of the same object (then recomputed)"
+)
+FORWARDED = Counter(
+    "goto_forwarded_detections",
+    "Detections this worker forwarded to the worker that owns their object (service.affinity), by "
+    "outcome: owner (classified there) or fallback (owner unreachable or failed: classified here)",
+    ["outcome"],
 )
 STATE_LOOKUPS = Counter(
     "goto_state_lookups",

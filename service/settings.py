@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     #: Set by ``serve`` (not by operators): the step engine verified against the Keras model at start-up
     #: by a separate process, so workers need not import TensorFlow. Ignored unless it matches the model.
     engine_file: Path | None = None
+    #: Set by ``serve`` (not by operators): the directory where its workers claim slots and listen for
+    #: each other, and their number; each object is then classified by one worker (``service.affinity``).
+    peer_dir: Path | None = None
+    peer_workers: int = Field(1, ge=1, le=1024)
+    #: Seconds a worker waits for the owner of an object before classifying the detections itself.
+    peer_timeout_s: float = Field(30.0, gt=0, le=600)
     #: Logs as one JSON object per line (else plain text).
     log_json: bool = False
     log_level: str = "info"

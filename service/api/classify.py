@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from service.api.deps import ClassifierDep, JSONBytes, WriteAccess
+from service.api.deps import JSONBytes, RouterDep, WriteAccess
 from service.logs import note
 from service.metrics import DETECTION_OUTCOMES, DETECTIONS
 from service.schemas import BatchRequest, BatchResponse, Classification, DetectionRequest
@@ -34,20 +34,20 @@ _ERRORS = {
 
 
 @router.post("/classify", response_model=Classification, responses=_ERRORS)  # type: ignore[arg-type]
-async def classify(detection: DetectionRequest, classifier: ClassifierDep) -> JSONBytes:
+async def classify(detection: DetectionRequest, router: RouterDep) -> JSONBytes:
     """Add one detection to its object's light curve and return the updated classification.
 
     Replaying a detection (same ``detection_id``, or same object/mjd/filter without one) changes
     nothing and returns the current classification with ``status: duplicate``.
     """
     note(object_id=detection.object_id, n_detections=1)
-    result = await classifier.classify(detection)
+    result = await router.classify(detection)
     _count([result])
     return JSONBytes(result)
 
 
 @router.post("/classify/batch", response_model=BatchResponse, responses=_ERRORS)  # type: ignore[arg-type]
-async def classify_batch(batch: BatchRequest, request: Request, classifier: ClassifierDep) -> JSONBytes:
+async def classify_batch(batch: BatchRequest, request: Request, router: RouterDep) -> JSONBytes:
     """Many detections in one call: same semantics as ``/classify``, one result per detection, in order.
 
     The batch is validated as a whole first: if any detection is invalid, nothing is stored.
@@ -69,7 +69,7 @@ async def classify_batch(batch: BatchRequest, request: Request, classifier: Clas
     note(n_detections=len(dets))
     if all(d.object_id == dets[0].object_id for d in dets):
         note(object_id=dets[0].object_id)
-    results = await classifier.classify_many(dets)
+    results = await router.classify_many(dets)
     _count(results)
     return JSONBytes({"results": results})
 

@@ -10,12 +10,22 @@ import orjson
 from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
+from service.affinity import ObjectRouter
 from service.classifier import Classifier
 from service.inference import LoadedModel
 from service.settings import Settings
 from service.store import RedisStateStore
 
-__all__ = ["ClassifierDep", "JSONBytes", "ModelDep", "ReadAccess", "Services", "StoreDep", "WriteAccess"]
+__all__ = [
+    "ClassifierDep",
+    "JSONBytes",
+    "ModelDep",
+    "ReadAccess",
+    "RouterDep",
+    "Services",
+    "StoreDep",
+    "WriteAccess",
+]
 
 
 @dataclass
@@ -26,6 +36,8 @@ class Services:
     model: LoadedModel
     store: RedisStateStore
     classifier: Classifier
+    #: What the classify routes call: this worker's classifier, or the worker owning the object.
+    router: ObjectRouter
     extras: dict[str, Any]
 
 
@@ -77,6 +89,10 @@ async def _classifier(request: Request) -> Classifier:
     return _services(request).classifier
 
 
+async def _router(request: Request) -> ObjectRouter:
+    return _services(request).router
+
+
 async def _store(request: Request) -> RedisStateStore:
     return _services(request).store
 
@@ -90,6 +106,7 @@ async def _services_dep(request: Request) -> Services:
 
 
 ClassifierDep = Annotated[Classifier, Depends(_classifier)]
+RouterDep = Annotated[ObjectRouter, Depends(_router)]
 StoreDep = Annotated[RedisStateStore, Depends(_store)]
 ModelDep = Annotated[LoadedModel, Depends(_model)]
 ServicesDep = Annotated[Services, Depends(_services_dep)]

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -117,6 +118,9 @@ def test_two_workers_embedded_redis_concurrent_objects(
                 metrics = client.get("/metrics").text
                 assert f'goto_detections_total{{outcome="classified"}} {N_OBJECTS * PER_OBJECT}.0' in metrics
                 assert f'goto_detections_total{{outcome="duplicate"}} {len(replays)}.0' in metrics
+                # each object is classified by one worker: the other forwards its detections there
+                forwarded = re.search(r'goto_forwarded_detections_total\{outcome="owner"\} (\S+)', metrics)
+                assert forwarded is not None and float(forwarded.group(1)) > 0
             for oid, curve in curves.items():
                 view = client.get(f"/objects/{oid}").json()
                 assert view["n_detections"] == PER_OBJECT
