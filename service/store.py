@@ -42,6 +42,7 @@ from redis import exceptions as redis_errors
 
 from service import metrics
 from service.keys import ObjectKeys, StateField
+from service.redis_packing import execute_pipelined
 
 __all__ = [
     "STATE_FIELDS",
@@ -383,10 +384,9 @@ class RedisStateStore:
         """Run many calls of one script in one round trip; reload the script once if Redis lost it."""
 
         async def run(batch: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            for keys, args in batch:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            return await pipe.execute(raise_on_error=False)
+            return await execute_pipelined(
+                self.client, [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in batch]
+            )
 
         results = await run(calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)]
