@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from service.api.deps import JSONBytes, RouterDep, WriteAccess
+from service.api.deps import JSONBytes, OrjsonRoute, RouterDep, WriteAccess
 from service.logs import note
 from service.metrics import DETECTION_OUTCOMES, DETECTIONS
 from service.schemas import BatchRequest, BatchResponse, Classification, DetectionRequest
 
-router = APIRouter(tags=["classify"], dependencies=[WriteAccess])
+router = APIRouter(tags=["classify"], dependencies=[WriteAccess], route_class=OrjsonRoute)
 
 #: Labelled children of ``goto_detections_total``, resolved once (this is the hot path).
 _OUTCOME = {outcome: DETECTIONS.labels(outcome) for outcome in DETECTION_OUTCOMES}
