@@ -43,7 +43,7 @@ import orjson
 from lightcurve.context import GalaxyCatalog, galactic_lb
 from lightcurve.preprocessing import context_matrix, order_arrays, sequence_input, step_matrix
 from service import metrics
-from service.inference import InferenceExecutor, LoadedModel
+from service.inference import InferenceExecutor, InferenceJob, LoadedModel
 from service.keys import ObjectKeys, object_keys
 from service.schemas import DetectionRequest
 from service.state import ContextRecord, ObjectState, parse_state
@@ -105,7 +105,6 @@ class _Work:
     base: ObjectState | None = None
     light_curve: list[StoredDetection] | None = None
     new_state: ObjectState | None = None
-    future: asyncio.Future[tuple[np.ndarray, np.ndarray]] | None = None
     mode: str = "none"
     result: dict[str, Any] | None = None
     attempts: int = 0
@@ -383,29 +382,22 @@ class Classifier:
         return st.context_vector
 
     async def _compute(self, works: list[_Work]) -> None:
-        jobs: list[Any] = []
-        for w in works:
-            w.future = None
-        steps = [w for w in works if w.plan == "step"]
-        if steps:
-            jobs.extend(self._step_jobs(steps))
+        computed = [w for w in works if w.plan == "step"]
+        jobs: list[InferenceJob] = self._step_jobs(computed) if computed else []
         for w in works:
             if w.plan in ("recompute", "refresh"):
                 job = self._recompute_job(w)
                 if job is not None:
-                    w.future = job.future
+                    computed.append(w)
                     jobs.append(job)
         if not jobs:
             return
-        # one queue item for the whole wave: the inference thread wakes once and runs it as one batch
-        futures = self.executor.submit(jobs)
-        await asyncio.gather(*futures)
+        # one submission for the whole wave: the inference thread runs it as one batch, one future
+        results = await self.executor.submit(jobs)
         stamp = _now()
-        for w in works:
-            if w.future is None or w.new_state is None:
-                continue
-            rnn, probs = w.future.result()
+        for w, (rnn, probs) in zip(computed, results, strict=True):
             st = w.new_state
+            assert st is not None
             st.rnn = rnn
             st.probabilities = {name: float(p) for name, p in zip(self.class_names, probs, strict=True)}
             st.predicted_class = self.class_names[int(np.argmax(probs))]
@@ -437,7 +429,7 @@ class Classifier:
             context_vector=ctx_vec,
         )
 
-    def _step_jobs(self, works: list[_Work]) -> list[Any]:
+    def _step_jobs(self, works: list[_Work]) -> list[InferenceJob]:
         """One RNN step per detection, inputs computed for the whole wave at once."""
         new = [w for w in works if w.base is None]  # first detections of new objects
         contexts = self._contexts_for([w.stored() for w in new]) if new else []
@@ -463,12 +455,10 @@ class Classifier:
                 t_first, rnn0, ids = base.t_first, base.rnn, (*base.ids, w.detection_id)
             w.new_state = self._new_state(w, ids, t_first, w.det.mjd, ctx, ctx_vec)
             w.mode = "incremental"
-            job = self.executor.step_job(rnn0, x, ctx_vec)
-            w.future = job.future
-            jobs.append(job)
+            jobs.append(self.executor.step_job(rnn0, x, ctx_vec))
         return jobs
 
-    def _recompute_job(self, w: _Work) -> Any:
+    def _recompute_job(self, w: _Work) -> InferenceJob | None:
         lc = list(w.light_curve or [])
         if w.plan == "recompute":
             lc.append(w.stored())

@@ -550,17 +550,24 @@ def load_verified_engine(path: Path, model_dir: Path, tolerance: float) -> Loade
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Job:
+@dataclass(slots=True)
+class InferenceJob:
     """One inference request: advance ``state`` by ``x`` (step) or run ``values[:n_valid]`` (sequence)."""
 
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[tuple[F32, F32]]
     context: F32 | None
     state: F32 | None = None
     x: F32 | None = None
     values: F32 | None = None
     n_valid: int = 0
+
+
+@dataclass(slots=True)
+class _Submission:
+    """Jobs submitted together, answered together: one future (and one wake-up of its loop) per wave."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[tuple[F32, F32]]]
+    jobs: list[InferenceJob]
 
 
 @dataclass
@@ -577,17 +584,17 @@ class InferenceExecutor:
 
     The event loop only enqueues work and awaits a future; the thread drains the queue, runs all
     waiting steps as one batched :meth:`StepEngine.advance` and all waiting recomputes as one masked
-    :meth:`StepEngine.run`, computes every probability in one head pass, and resolves the futures with
-    one ``call_soon_threadsafe`` per event loop. No artificial delay is added: while one batch runs,
-    the next one gathers, so batch size grows with load.
+    :meth:`StepEngine.run` (in chunks of at most ``max_batch`` jobs), computes every probability in one
+    head pass, and resolves each submission's one future with one ``call_soon_threadsafe`` per event
+    loop. No artificial delay is added: while one batch runs, the next one gathers, so batch size grows
+    with load.
     """
 
     def __init__(self, engine: StepEngine, max_batch: int = 256) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.stats = ExecutorStats()
-        #: Items are lists of jobs submitted together (one wake-up of the thread per list).
-        self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -602,39 +609,34 @@ class InferenceExecutor:
             self._thread = None
 
     @staticmethod
-    def step_job(state: F32, x: F32, context: F32 | None) -> _Job:
+    def step_job(state: F32, x: F32, context: F32 | None) -> InferenceJob:
         """A job advancing ``state`` by one step with input ``x`` (submit it with :meth:`submit`)."""
-        loop = asyncio.get_running_loop()
-        return _Job(loop, loop.create_future(), context, state=state, x=x)
+        return InferenceJob(context, state=state, x=x)
 
     @staticmethod
-    def sequence_job(values: F32, n_valid: int, context: F32 | None) -> _Job:
+    def sequence_job(values: F32, n_valid: int, context: F32 | None) -> InferenceJob:
         """A job running the first ``n_valid`` rows of ``values`` from the zero state."""
+        return InferenceJob(context, values=values, n_valid=n_valid)
+
+    def submit(self, jobs: Sequence[InferenceJob]) -> asyncio.Future[list[tuple[F32, F32]]]:
+        """Queue ``jobs`` together; a future of their ``(state, probabilities)``, in the same order."""
         loop = asyncio.get_running_loop()
-        return _Job(loop, loop.create_future(), context, values=values, n_valid=n_valid)
-
-    def submit(self, jobs: list[_Job]) -> list[asyncio.Future[tuple[F32, F32]]]:
-        """Queue ``jobs`` together; futures of ``(state, probabilities)`` in the same order."""
-        if jobs:
-            self._queue.put(jobs)
-        return [j.future for j in jobs]
-
-    def step(self, state: F32, x: F32, context: F32 | None) -> asyncio.Future[tuple[F32, F32]]:
-        """Future of ``(new_state, probabilities)`` after one step from ``state`` with input ``x``."""
-        return self.submit([self.step_job(state, x, context)])[0]
-
-    def sequence(self, values: F32, n_valid: int, context: F32 | None) -> asyncio.Future[tuple[F32, F32]]:
-        """Future of ``(state, probabilities)`` after the first ``n_valid`` rows of ``values``."""
-        return self.submit([self.sequence_job(values, n_valid, context)])[0]
+        future: asyncio.Future[list[tuple[F32, F32]]] = loop.create_future()
+        if not jobs:
+            future.set_result([])
+        else:
+            self._queue.put(_Submission(loop, future, list(jobs)))
+        return future
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            jobs = list(first)
+            batch = [first]
+            n_jobs = len(first.jobs)
             stop = False
-            while len(jobs) < self.max_batch:
+            while n_jobs < self.max_batch:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -642,34 +644,42 @@ class InferenceExecutor:
                 if more is None:
                     stop = True
                     break
-                jobs.extend(more)
-            for i in range(0, len(jobs), self.max_batch):
-                self._process(jobs[i : i + self.max_batch])
+                batch.append(more)
+                n_jobs += len(more.jobs)
+            self._process(batch)
             if stop:
                 return
 
-    def _process(self, jobs: Sequence[_Job]) -> None:
+    def _compute(self, jobs: Sequence[InferenceJob]) -> list[tuple[F32, F32]]:
+        """``(state, probabilities)`` of each job, in order: all steps in one call, all sequences in one."""
         engine = self.engine
+        steps = [i for i, j in enumerate(jobs) if j.values is None]
+        seqs = [i for i, j in enumerate(jobs) if j.values is not None]
+        states: list[F32] = []
+        if steps:
+            state = np.stack([jobs[i].state for i in steps])  # type: ignore[misc]
+            x = np.stack([jobs[i].x for i in steps])  # type: ignore[misc]
+            states.append(engine.advance(state, x))
+        if seqs:
+            values = np.stack([jobs[i].values for i in seqs])  # type: ignore[misc]
+            n_valid = np.fromiter((jobs[i].n_valid for i in seqs), dtype=np.int64, count=len(seqs))
+            states.append(engine.run(values, n_valid))
+        all_states = states[0] if len(states) == 1 else np.concatenate(states)
+        order = steps + seqs
+        ctx = np.stack([jobs[i].context for i in order]) if engine.uses_context else None  # type: ignore[misc]
+        probs = engine.probabilities(all_states, ctx)
+        out: list[tuple[F32, F32]] = [None] * len(jobs)  # type: ignore[list-item]
+        for row, i in enumerate(order):
+            out[i] = (all_states[row], probs[row])
+        return out
+
+    def _process(self, batch: Sequence[_Submission]) -> None:
         started = time.perf_counter()
+        jobs = [j for sub in batch for j in sub.jobs]
         try:
-            steps = [j for j in jobs if j.values is None]
-            seqs = [j for j in jobs if j.values is not None]
-            states: list[F32] = []
-            ordered: list[_Job] = []
-            if steps:
-                state = np.stack([j.state for j in steps])  # type: ignore[misc]
-                x = np.stack([j.x for j in steps])  # type: ignore[misc]
-                states.append(engine.advance(state, x))
-                ordered.extend(steps)
-            if seqs:
-                values = np.stack([j.values for j in seqs])  # type: ignore[misc]
-                n_valid = np.fromiter((j.n_valid for j in seqs), dtype=np.int64, count=len(seqs))
-                states.append(engine.run(values, n_valid))
-                ordered.extend(seqs)
-            all_states = states[0] if len(states) == 1 else np.concatenate(states)
-            ctx = np.stack([j.context for j in ordered]) if engine.uses_context else None  # type: ignore[misc]
-            probs = engine.probabilities(all_states, ctx)
-            results = [(j, (all_states[i], probs[i])) for i, j in enumerate(ordered)]
+            results: list[tuple[F32, F32]] = []
+            for i in range(0, len(jobs), self.max_batch):
+                results.extend(self._compute(jobs[i : i + self.max_batch]))
             self.stats.batches += 1
             self.stats.jobs += len(jobs)
             self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
@@ -680,27 +690,25 @@ class InferenceExecutor:
             log.exception("inference batch failed")
             self.stats.errors += 1
             metrics.INFERENCE_ERRORS.inc()
-            self._deliver_error(jobs, exc)
+            for sub in batch:
+                with contextlib.suppress(RuntimeError):  # its loop closed: nobody is waiting
+                    sub.loop.call_soon_threadsafe(_fail, sub.future, exc)
             return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, tuple[F32, F32]]]] = {}
-        for job, res in results:
-            by_loop.setdefault(job.loop, []).append((job, res))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        start = 0
+        for sub in batch:
+            end = start + len(sub.jobs)
+            by_loop.setdefault(sub.loop, []).append((sub.future, results[start:end]))
+            start = end
         for loop, items in by_loop.items():
-            # a loop closed while we computed has nobody waiting any more
-            with contextlib.suppress(RuntimeError):
+            with contextlib.suppress(RuntimeError):  # a loop closed while we computed: nobody is waiting
                 loop.call_soon_threadsafe(_resolve, items)
 
-    @staticmethod
-    def _deliver_error(jobs: Sequence[_Job], exc: Exception) -> None:
-        for job in jobs:
-            with contextlib.suppress(RuntimeError):
-                job.loop.call_soon_threadsafe(_fail, job.future, exc)
 
-
-def _resolve(items: list[tuple[_Job, tuple[F32, F32]]]) -> None:
-    for job, res in items:
-        if not job.future.done():
-            job.future.set_result(res)
+def _resolve(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in items:
+        if not future.done():
+            future.set_result(result)
 
 
 def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
