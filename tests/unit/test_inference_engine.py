@@ -86,20 +86,23 @@ def test_executor_batches_concurrent_work(artifact: tuple[Path, LoadedModel]) ->
     use_ctx = ctx if engine.uses_context else np.zeros((30, 0), np.float32)
 
     async def run() -> list[tuple[np.ndarray, np.ndarray]]:
-        executor = InferenceExecutor(engine)
+        executor = InferenceExecutor(engine, max_batch=8)  # fewer than the jobs: computed in chunks
         executor.start()
         try:
-            futures = []
+            jobs = []
             for i in range(30):
                 c = use_ctx[i] if engine.uses_context else None
                 if i % 2:
-                    futures.append(executor.sequence(values[i], int(n_valid[i]), c))
+                    jobs.append(executor.sequence_job(values[i], int(n_valid[i]), c))
                 else:  # a step from the state after n-1 steps
                     prev = engine.run(values[i][None], np.array([n_valid[i] - 1]))[0]
-                    futures.append(executor.step(prev, values[i][n_valid[i] - 1], c))
-            out = await asyncio.gather(*futures)
+                    jobs.append(executor.step_job(prev, values[i][n_valid[i] - 1], c))
+            # one submission of 20 mixed jobs, 10 of one job each and an empty one, all concurrent
+            futures = [executor.submit(jobs[:20]), *(executor.submit([j]) for j in jobs[20:])]
+            out = await asyncio.gather(*futures, executor.submit([]))
+            assert out[-1] == []
             assert executor.stats.largest_batch > 1 and executor.stats.jobs == 30
-            return list(out)
+            return [result for part in out[:-1] for result in part]
         finally:
             executor.stop()
 
