@@ -288,18 +288,39 @@ def _light_curve(ids: Sequence[bytes], payloads: Sequence[bytes | None]) -> list
 
 
 class LuaScript:
-    """A Lua script called by SHA, (re)loaded when the server does not know it (e.g. after a restart)."""
+    """A Lua script called by SHA, (re)loaded when the server does not know it (e.g. after a restart).
+
+    Calls go through :func:`~service.redis_packing.execute_pipelined`, one or many per round trip.
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     async def __call__(self, client: aioredis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except redis_errors.NoScriptError:
+        return (await self.many(client, [(keys, args)]))[0]
+
+    async def many(
+        self, client: aioredis.Redis, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Replies of many calls in one round trip; the script is reloaded once if Redis lost it."""
+
+        async def run(batch: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+            return await execute_pipelined(
+                client, [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args in batch]
+            )
+
+        results = await run(calls)
+        missing = [i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)]
+        if missing:
             await client.script_load(self.source)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
+            retried = await run([calls[i] for i in missing])
+            for i, r in zip(missing, retried, strict=True):
+                results[i] = r
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,30 +390,6 @@ class RedisStateStore:
             metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
             raise
 
-    async def _pipeline(
-        self, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
-    ) -> list[Any]:
-        """Run many calls of one script in one round trip; reload the script once if Redis lost it."""
-
-        async def run(batch: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
-            return await execute_pipelined(
-                self.client, [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in batch]
-            )
-
-        results = await run(calls)
-        missing = [i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)]
-        if missing:
-            await self.client.script_load(script.source)
-            retried = await run([calls[i] for i in missing])
-            for i, r in zip(missing, retried, strict=True):
-                results[i] = r
-        for r in results:
-            if isinstance(r, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
-                raise r
-            if isinstance(r, Exception):
-                raise r
-        return results
-
     # ------------------------------------------------------------------------------ domain methods
 
     def _prepare_args(self, keys: ObjectKeys, detection_id: str, mjd: float) -> tuple[list[str], list[Any]]:
@@ -410,7 +407,7 @@ class RedisStateStore:
 
     async def prepare_many(self, items: Sequence[tuple[ObjectKeys, str, float]]) -> list[PrepareReply]:
         calls = [self._prepare_args(*item) for item in items]
-        raw = await self._guard(self._pipeline(self._prepare, calls))
+        raw = await self._guard(self._prepare.many(self.client, calls))
         return [self._prepare_reply(r) for r in raw]
 
     @staticmethod
@@ -427,7 +424,7 @@ class RedisStateStore:
         return self._commit_reply(await self._guard(self._commit(self.client, keys, args)))
 
     async def commit_many(self, requests: Sequence[CommitRequest]) -> list[CommitReply]:
-        raw = await self._guard(self._pipeline(self._commit, [r.call(self.n_steps) for r in requests]))
+        raw = await self._guard(self._commit.many(self.client, [r.call(self.n_steps) for r in requests]))
         return [self._commit_reply(r) for r in raw]
 
     async def read_object(
