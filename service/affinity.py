@@ -129,7 +129,10 @@ class PeerServer:
 
 
 class _PeerClient:
-    """Connections to one peer, reused across requests (one request in flight per connection)."""
+    """Connections to one peer, reused across requests (one request in flight per connection; at most
+    ``MAX_IDLE`` kept open between bursts)."""
+
+    MAX_IDLE = 64
 
     def __init__(self, path: Path, timeout_s: float) -> None:
         self.path = path
@@ -147,7 +150,10 @@ class _PeerClient:
         except BaseException:
             writer.close()
             raise
-        self._idle.append((reader, writer))
+        if len(self._idle) < self.MAX_IDLE:
+            self._idle.append((reader, writer))
+        else:
+            writer.close()
         return orjson.loads(reply)  # type: ignore[no-any-return]
 
     def close(self) -> None:
