@@ -54,13 +54,12 @@ sys.path.insert(0, str(REPO))
 
 from service_load import (  # noqa: E402  (benchmarks/ is not a package)
     AlertStream,
-    Connection,
+    _closed_loop,
     _env,
     _free_port,
     build_random_artifact,
     load_average,
     machine,
-    percentiles,
     wait_ready,
 )
 
@@ -108,36 +107,11 @@ def receiver_stats(port: int) -> dict[str, Any]:
 
 
 async def _measure(port: int, run: str, n: int, concurrency: int) -> dict[str, Any]:
-    import orjson
-
     stream = AlertStream(run, seed=zlib.crc32(run.encode()))
-    bodies = [orjson.dumps(stream.next()) for _ in range(n)]
-    conns = [await Connection("127.0.0.1", port).open() for _ in range(concurrency)]
-    latencies: list[float] = []
-    errors = 0
-    queue = list(reversed(bodies))
-    start = time.perf_counter()
-
-    async def worker(conn: Connection) -> None:
-        nonlocal errors
-        while queue:
-            body = queue.pop()
-            t0 = time.perf_counter()
-            status, _ = await conn.post("/classify", body)
-            latencies.append(time.perf_counter() - t0)
-            errors += status != 200
-
-    await asyncio.gather(*(worker(c) for c in conns))
-    elapsed = time.perf_counter() - start
-    for c in conns:
-        c.close()
-    return {
-        "requests": len(latencies),
-        "concurrency": concurrency,
-        "errors": errors,
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        **percentiles(latencies),
-    }
+    detections = iter([stream.next() for _ in range(n)])
+    out = await _closed_loop(port, lambda: next(detections, None), "/classify", concurrency, 3600.0)
+    out["concurrency"] = concurrency
+    return out
 
 
 def outbox_backlog(redis_url: str) -> dict[str, int]:

@@ -206,6 +206,68 @@ class ThreadServer:
         self.thread.join(timeout=30)
 
 
+class ServeProcess:
+    """``goto-classifier serve --workers N`` as a subprocess, with ``settings`` as its environment's
+    ``GOTO_*`` (and other) variables; the caller's own ``GOTO_*`` are dropped. On exit it is stopped
+    with SIGINT; ``returncode`` and ``stderr`` are kept for the test to check a clean shutdown."""
+
+    def __init__(self, settings: dict[str, str], workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GOTO_")} | settings
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self.stderr = ""
+
+    def __enter__(self) -> ServeProcess:
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lightcurve.cli", "serve", "--workers", str(self.workers),
+             "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float = 120) -> None:
+        import httpx
+
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        streak = 0
+        while streak < 10:  # several answers in a row: all workers are very likely up
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("service did not become ready")
+            try:
+                ok = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+                streak = streak + 1 if ok else 0
+            except httpx.HTTPError:
+                streak = 0
+            time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self.returncode, self.stderr = self.proc.returncode, err.decode()
+
+
 def make_settings(model_dir: Path, redis_url: str, **overrides: Any) -> Any:
     from service.settings import Settings
 

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -21,8 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.webhooks import EVENT_UPDATED, verify_signature
-from tests.integration.conftest import free_port
-from tests.integration.test_service_workers import wait_ready
+from tests.integration.conftest import ServeProcess
 from tests.integration.webhook_fixtures import SECRET, Receiver
 
 pytestmark = pytest.mark.slow
@@ -117,10 +115,7 @@ def test_two_workers_metrics_add_up_and_dispatchers_share_the_outbox(
         f"subscriptions:\n  - id: every\n    url: {receiver.url}\n    secret_env: EVERY_SECRET\n"
         f"    events: [{EVENT_UPDATED}]\n    timeout_s: 3\n    backoff_base_s: 0.05\n    backoff_max_s: 0.2\n"
     )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOTO_")}
-    env.update(
+    settings = dict(
         GOTO_MODEL_DIR=str(tiny_model_dir),
         GOTO_DATA_DIR=str(tmp_path / "data"),
         GOTO_WEBHOOKS=str(hooks),
@@ -132,46 +127,35 @@ def test_two_workers_metrics_add_up_and_dispatchers_share_the_outbox(
         GOTO_WEBHOOK_DISPATCHER="worker",  # a dispatcher in each worker: they share one consumer group
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lightcurve.cli", "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        wait_ready(url, proc)
-        responses = asyncio.run(post_all(url, sent))
-        codes = Counter(r.status_code for r in responses)
-        assert codes == {200: len(sent) - n_invalid, 422: n_invalid}
-        statuses = Counter(r.json()["status"] for r in responses if r.status_code == 200)
-        assert statuses["classified"] == 120 and statuses["duplicate"] == 20
-        assert httpx.post(f"{url}/classify", json=sent[0],
-                          headers={"Authorization": f"Bearer {WRONG_KEY}"}).status_code == 401
+        with ServeProcess(settings) as serve:
+            url = serve.url
+            responses = asyncio.run(post_all(url, sent))
+            codes = Counter(r.status_code for r in responses)
+            assert codes == {200: len(sent) - n_invalid, 422: n_invalid}
+            statuses = Counter(r.json()["status"] for r in responses if r.status_code == 200)
+            assert statuses["classified"] == 120 and statuses["duplicate"] == 20
+            assert httpx.post(f"{url}/classify", json=sent[0],
+                              headers={"Authorization": f"Bearer {WRONG_KEY}"}).status_code == 401
 
-        # every event delivered once although each worker runs a dispatcher (one consumer group)
-        deadline = time.monotonic() + 30
-        while len(receiver.answered(200)) < statuses["classified"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        delivered = receiver.answered(200)
-        ids = [r.event_id for r in delivered]
-        assert len(ids) == statuses["classified"] and len(set(ids)) == len(ids)
-        for r in delivered:
-            verify_signature(SECRET, r.headers, r.body)
+            # every event delivered once although each worker runs a dispatcher (one consumer group)
+            deadline = time.monotonic() + 30
+            while len(receiver.answered(200)) < statuses["classified"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            delivered = receiver.answered(200)
+            ids = [r.event_id for r in delivered]
+            assert len(ids) == statuses["classified"] and len(set(ids)) == len(ids)
+            for r in delivered:
+                verify_signature(SECRET, r.headers, r.body)
 
-        # Whichever worker answers the scrape, it reports the whole server.
-        time.sleep(0.2)
-        scrapes = [samples(httpx.get(f"{url}/metrics").text) for _ in range(6)]
-        served = workers_that_served(metrics_dir)
+            # Whichever worker answers the scrape, it reports the whole server.
+            time.sleep(0.2)
+            scrapes = [samples(httpx.get(f"{url}/metrics").text) for _ in range(6)]
+            served = workers_that_served(metrics_dir)
     finally:
         receiver.stop()
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    assert proc.returncode == 0, err.decode()[-2000:]
+    assert serve.returncode == 0, serve.stderr[-2000:]
     assert len(served) == 2  # both workers handled requests: the totals below add them up
 
     for m in scrapes:
@@ -194,7 +178,7 @@ def test_two_workers_metrics_add_up_and_dispatchers_share_the_outbox(
         assert total(m, "goto_redis_errors_total") == 0
 
     # Logs: JSON lines only (uvicorn's included), request ids, object ids, and no secret anywhere.
-    text = err.decode()
+    text = serve.stderr
     assert API_KEY not in text and WRONG_KEY not in text and SECRET not in text
     # (TensorFlow's C++ start-up notes of the engine check are not Python logs; everything else is)
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]

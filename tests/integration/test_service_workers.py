@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,27 +17,12 @@ import psutil
 import pytest
 
 from service.webhooks import verify_signature
-from tests.integration.conftest import free_port, offline_probabilities
+from tests.integration.conftest import ServeProcess, offline_probabilities
 from tests.integration.webhook_fixtures import SECRET, Receiver
 
 pytestmark = pytest.mark.slow
 
 N_OBJECTS, PER_OBJECT = 20, 25
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    streak = 0
-    while streak < 10:  # several answers in a row: both workers are very likely up
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("service did not become ready")
-        try:
-            streak = streak + 1 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 else 0
-        except httpx.HTTPError:
-            streak = 0
-        time.sleep(0.1)
 
 
 async def post_concurrently(
@@ -85,70 +66,59 @@ def test_two_workers_embedded_redis_concurrent_objects(
     stream = stream + replays
     rng.shuffle(stream)
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     receiver = Receiver().start()
     hooks = tmp_path / "hooks.json"
     hooks.write_text(json.dumps({"subscriptions": [
         {"id": "every", "url": receiver.url, "secret": SECRET, "events": ["classification.updated"]}]}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOTO_")}
-    env.update(
+    settings = dict(
         GOTO_MODEL_DIR=str(tiny_model_dir),
         GOTO_DATA_DIR=str(tmp_path / "data"),
         GOTO_LOG_LEVEL="warning",
         GOTO_WEBHOOKS=str(hooks),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lightcurve.cli", "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        wait_ready(url, proc)
-        responses = asyncio.run(post_concurrently(url, stream, concurrency=48))
-        assert [r.status_code for r in responses] == [200] * len(stream)
-        statuses = [r.json()["status"] for r in responses]
-        assert statuses.count("duplicate") == len(replays)
-        with httpx.Client(base_url=url) as client:
-            # workers use the engine verified at start-up by serve, without importing TensorFlow
-            assert client.get("/model").json()["engine"]["source"] == "verified-file"
-            # serve's own metrics directory: counts of both workers, whichever answers the scrape
-            for _ in range(3):
-                metrics = client.get("/metrics").text
-                assert f'goto_detections_total{{outcome="classified"}} {N_OBJECTS * PER_OBJECT}.0' in metrics
-                assert f'goto_detections_total{{outcome="duplicate"}} {len(replays)}.0' in metrics
+        with ServeProcess(settings) as serve:
+            url = serve.url
+            responses = asyncio.run(post_concurrently(url, stream, concurrency=48))
+            assert [r.status_code for r in responses] == [200] * len(stream)
+            statuses = [r.json()["status"] for r in responses]
+            assert statuses.count("duplicate") == len(replays)
+            with httpx.Client(base_url=url) as client:
+                # workers use the engine verified at start-up by serve, without importing TensorFlow
+                assert client.get("/model").json()["engine"]["source"] == "verified-file"
+                # serve's own metrics directory: counts of both workers, whichever answers the scrape
+                classified = f'goto_detections_total{{outcome="classified"}} {N_OBJECTS * PER_OBJECT}.0'
+                duplicates = f'goto_detections_total{{outcome="duplicate"}} {len(replays)}.0'
                 # each object is classified by one worker: the other forwards its detections there
-                forwarded = re.search(r'goto_forwarded_detections_total\{outcome="owner"\} (\S+)', metrics)
-                assert forwarded is not None and float(forwarded.group(1)) > 0
-            for oid, curve in curves.items():
-                view = client.get(f"/objects/{oid}").json()
-                assert view["n_detections"] == PER_OBJECT
-                assert sorted(d["detection_id"] for d in view["light_curve"]) == [
-                    d["detection_id"] for d in curve
-                ]
-                history = client.get(f"/objects/{oid}/probabilities").json()["history"]
-                assert len(history) == PER_OBJECT  # one row per new detection, none for replays
-                got = np.array([view["latest"]["probabilities"][c] for c in ("VS", "SN", "AGN")])
-                np.testing.assert_allclose(
-                    got, offline_probabilities(keras_model, tiny_model_dir, curve), atol=1e-5
-                )
-        # one update event per classified detection, delivered by serve's one dispatcher process
-        dispatchers = [c for c in psutil.Process(proc.pid).children() if "dispatch" in c.cmdline()]
-        assert len(dispatchers) == 1
-        deadline = time.monotonic() + 30
-        while len(receiver.answered(200)) < N_OBJECTS * PER_OBJECT and time.monotonic() < deadline:
-            time.sleep(0.05)
-        delivered = receiver.answered(200)
-        assert len({r.event_id for r in delivered}) == len(delivered) == N_OBJECTS * PER_OBJECT
-        verify_signature(SECRET, delivered[-1].headers, delivered[-1].body)
+                forwarded = re.compile(r'goto_forwarded_detections_total\{outcome="owner"\} (\S+)')
+                for _ in range(3):
+                    metrics = client.get("/metrics").text
+                    assert classified in metrics and duplicates in metrics
+                    owner = forwarded.search(metrics)
+                    assert owner is not None and float(owner.group(1)) > 0
+                for oid, curve in curves.items():
+                    view = client.get(f"/objects/{oid}").json()
+                    assert view["n_detections"] == PER_OBJECT
+                    assert sorted(d["detection_id"] for d in view["light_curve"]) == [
+                        d["detection_id"] for d in curve
+                    ]
+                    history = client.get(f"/objects/{oid}/probabilities").json()["history"]
+                    assert len(history) == PER_OBJECT  # one row per new detection, none for replays
+                    got = np.array([view["latest"]["probabilities"][c] for c in ("VS", "SN", "AGN")])
+                    np.testing.assert_allclose(
+                        got, offline_probabilities(keras_model, tiny_model_dir, curve), atol=1e-5
+                    )
+            # one update event per classified detection, delivered by serve's one dispatcher process
+            children = psutil.Process(serve.proc.pid).children()  # type: ignore[union-attr]
+            dispatchers = [c for c in children if "dispatch" in c.cmdline()]
+            assert len(dispatchers) == 1
+            deadline = time.monotonic() + 30
+            while len(receiver.answered(200)) < N_OBJECTS * PER_OBJECT and time.monotonic() < deadline:
+                time.sleep(0.05)
+            delivered = receiver.answered(200)
+            assert len({r.event_id for r in delivered}) == len(delivered) == N_OBJECTS * PER_OBJECT
+            verify_signature(SECRET, delivered[-1].headers, delivered[-1].body)
     finally:
         receiver.stop()
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    assert proc.returncode == 0, err.decode()[-2000:]
+    assert serve.returncode == 0, serve.stderr[-2000:]
     assert (tmp_path / "data" / "redis.db").is_file()  # the embedded server persisted under the data dir
