@@ -59,10 +59,12 @@ def peer_dir() -> Iterator[Path]:
         yield Path(d)
 
 
-def _worker(model_dir: Path, redis_url: str, loaded_model: Any, peer_dir: Path) -> ThreadServer:
+def _worker(
+    model_dir: Path, redis_url: str, loaded_model: Any, peer_dir: Path, **overrides: Any
+) -> ThreadServer:
     from service.app import create_app
 
-    settings = make_settings(model_dir, redis_url, peer_dir=peer_dir, peer_workers=2)
+    settings = make_settings(model_dir, redis_url, peer_dir=peer_dir, peer_workers=2, **overrides)
     return ThreadServer(create_app(settings, model=loaded_model))
 
 
@@ -124,3 +126,38 @@ def test_a_split_batch_is_refused_whole_when_a_new_object_lacks_position(
         ("body", "detections", bad, "ra"), ("body", "detections", bad, "dec")
     }
     assert redis.Redis.from_url(clean_redis).dbsize() == 0  # nothing stored, by either worker
+
+
+def test_redis_down_is_503_for_a_forwarded_batch_and_serving_resumes_after_restart(
+    tiny_model_dir: Path, loaded_model: Any, tmp_path: Path, peer_dir: Path
+) -> None:
+    import redis
+
+    from tests.integration.conftest import RedisProcess
+
+    server = RedisProcess(tmp_path, persistent=True)
+    server.start()
+    curves = _curves(6, 2, seed=3)
+    first = [c[0] for c in curves.values()]
+    second = [c[1] for c in curves.values()]
+    try:
+        settings = {"redis_timeout_s": 0.5}
+        with _worker(tiny_model_dir, server.url, loaded_model, peer_dir, **settings) as a, _worker(
+            tiny_model_dir, server.url, loaded_model, peer_dir, **settings
+        ) as b:
+            assert {owner_slot(d["object_id"], 2) for d in first} == {0, 1}  # spans both workers
+            r = httpx.post(f"{a.url}/classify/batch", json={"detections": first}, timeout=30)
+            assert r.status_code == 200, r.text
+            server.stop()
+            r = httpx.post(f"{a.url}/classify/batch", json={"detections": second}, timeout=30)
+            assert r.status_code == 503 and r.headers["retry-after"]
+            server.start()
+            r = httpx.post(f"{a.url}/classify/batch", json={"detections": second}, timeout=30)
+            assert r.status_code == 200, r.text
+            assert {x["n_detections"] for x in r.json()["results"]} == {2}
+            assert _services(b).router.stats["owner"] + _services(a).router.stats["owner"] > 0
+        stored = redis.Redis.from_url(server.url)
+        assert stored.dbsize() == 4 * len(curves)  # state, order, detections, history per object
+        stored.close()
+    finally:
+        server.stop()
