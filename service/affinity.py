@@ -120,6 +120,8 @@ class PeerServer:
                     return
                 try:
                     reply: dict[str, Any] = {"results": await self.classifier.classify_many(_decode(body))}
+                except MissingPosition as exc:  # the request's fault, not this worker's: the sender says so
+                    reply = {"missing_position": exc.index}
                 except Exception as exc:  # the sender classifies these itself (and meets the same error)
                     reply = {"error": f"{type(exc).__name__}: {exc}"}
                 writer.write(_frame(orjson.dumps(reply)))
@@ -224,6 +226,10 @@ class ObjectRouter:
             if "results" in reply:
                 self._count("owner", len(sub))
                 return reply["results"]  # type: ignore[no-any-return]
+            if "missing_position" in reply:
+                self._count("owner", len(sub))
+                index = reply["missing_position"]
+                raise MissingPosition(None if index is None else indices[index])
             log.debug("worker slot %d did not classify %d detection(s) (%s); classifying here",
                       owner, len(sub), reply["error"])
             self._count("fallback", len(sub))

@@ -576,7 +576,6 @@ class ExecutorStats:
     jobs: int = 0
     largest_batch: int = 0
     errors: int = 0
-    by_size: dict[int, int] = field(default_factory=dict)
 
 
 class InferenceExecutor:
@@ -683,7 +682,6 @@ class InferenceExecutor:
             self.stats.batches += 1
             self.stats.jobs += len(jobs)
             self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
-            self.stats.by_size[len(jobs)] = self.stats.by_size.get(len(jobs), 0) + 1
             metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
             metrics.INFERENCE_BATCH_SIZE.observe(len(jobs))
         except Exception as exc:  # a bad job must not kill the thread: fail every job of the batch

@@ -20,8 +20,16 @@ from tests.integration.conftest import ThreadServer, make_settings, offline_prob
 CLASSES = ("VS", "SN", "AGN")
 
 
-def test_owner_slot_is_stable_and_spreads_objects() -> None:
-    assert owner_slot("GOTO_SN2019euw", 2) == owner_slot("GOTO_SN2019euw", 2)
+def test_owner_slot_is_the_same_in_every_process_and_spreads_objects() -> None:
+    import subprocess
+    import sys
+
+    ids = [f"GOTO_{i}" for i in range(20)]
+    # Workers are separate processes: Python's str hash is salted per process, the owner must not be.
+    code = f"from service.affinity import owner_slot; print([owner_slot(i, 7) for i in {ids!r}])"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == str([owner_slot(i, 7) for i in ids])
+    assert len({owner_slot(i, 7) for i in ids}) > 1
     counts = np.bincount([owner_slot(f"GOTO_{i}", 3) for i in range(3000)], minlength=3)
     assert counts.min() > 800  # about a third each
 
@@ -161,3 +169,22 @@ def test_redis_down_is_503_for_a_forwarded_batch_and_serving_resumes_after_resta
         stored.close()
     finally:
         server.stop()
+
+
+def test_a_forwarded_detection_without_position_is_422_from_its_owner(
+    tiny_model_dir: Path, loaded_model: Any, clean_redis: str, peer_dir: Path
+) -> None:
+    import redis
+
+    with _worker(tiny_model_dir, clean_redis, loaded_model, peer_dir) as a, _worker(
+        tiny_model_dir, clean_redis, loaded_model, peer_dir
+    ) as b:
+        other = _services(b).router.slot
+        det = next(c[0] for c in _curves(8, 1, seed=4).values() if owner_slot(c[0]["object_id"], 2) == other)
+        del det["ra"], det["dec"]
+        r = httpx.post(f"{a.url}/classify", json=det, timeout=30)
+        assert r.status_code == 422
+        assert {tuple(e["loc"]) for e in r.json()["detail"]} == {("body", "ra"), ("body", "dec")}
+        # the owner refused it: not classified a second time here as if the owner had failed
+        assert _services(a).router.stats == {"owner": 1, "fallback": 0}
+    assert redis.Redis.from_url(clean_redis).dbsize() == 0
