@@ -41,6 +41,7 @@ from pydantic import TypeAdapter
 
 from service import metrics
 from service.classifier import Classifier, MissingPosition
+from service.coalesce import SingleCoalescer
 from service.schemas import DetectionRequest
 
 __all__ = ["ObjectRouter", "PeerServer", "claim_slot", "owner_slot"]
@@ -189,9 +190,11 @@ class ObjectRouter:
         self._forwarded = {o: metrics.FORWARDED.labels(o) for o in ("owner", "fallback")}
         #: Detections forwarded and classified by their owner, and forwarded but classified here.
         self.stats = {"owner": 0, "fallback": 0}
+        #: Single detections arriving together are classified (and forwarded) together.
+        self.singles = SingleCoalescer(self.classify_many)
 
     async def classify(self, det: DetectionRequest) -> dict[str, Any]:
-        return (await self.classify_many([det]))[0]
+        return await self.singles.classify(det)
 
     async def classify_many(self, dets: Sequence[DetectionRequest]) -> list[dict[str, Any]]:
         """Same semantics as :meth:`Classifier.classify_many` (results in request order)."""

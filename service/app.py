@@ -30,6 +30,7 @@ from service.affinity import Affinity
 from service.api import ROUTERS
 from service.api.deps import JSONBytes, Services
 from service.api.errors import BodySizeLimit, install_error_handlers
+from service.api.fastpath import ClassifyFastPath
 from service.api.observability import RequestObservability
 from service.classifier import Classifier, CommitExtension
 from service.embedded_redis import EmbeddedRedis
@@ -204,6 +205,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app, settings.retry_after_s)
+    app.add_middleware(ClassifyFastPath)  # innermost: the common case of the classify routes
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # outermost (added last), so that 413s are counted and carry a request id too
     app.add_middleware(RequestObservability, access_log=settings.access_log)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
+from service.affinity import ObjectRouter
 from service.api.deps import JSONBytes, OrjsonRoute, RouterDep, WriteAccess
 from service.logs import note
 from service.metrics import DETECTION_OUTCOMES, DETECTIONS
@@ -40,10 +41,7 @@ async def classify(detection: DetectionRequest, router: RouterDep) -> JSONBytes:
     Replaying a detection (same ``detection_id``, or same object/mjd/filter without one) changes
     nothing and returns the current classification with ``status: duplicate``.
     """
-    note(object_id=detection.object_id, n_detections=1)
-    result = await router.classify(detection)
-    _count([result])
-    return JSONBytes(result)
+    return JSONBytes(await classify_one(router, detection))
 
 
 @router.post("/classify/batch", response_model=BatchResponse, responses=_ERRORS)  # type: ignore[arg-type]
@@ -65,13 +63,29 @@ async def classify_batch(batch: BatchRequest, request: Request, router: RouterDe
                 }
             ],
         )
-    dets = batch.detections
+    return JSONBytes(await classify_batch_within_limit(router, batch.detections))
+
+
+# The two use cases, shared with the fast path (``service.api.fastpath``), which serves the same routes.
+
+
+async def classify_one(router: ObjectRouter, detection: DetectionRequest) -> dict[str, Any]:
+    note(object_id=detection.object_id, n_detections=1)
+    result = await router.classify(detection)
+    _count([result])
+    return result
+
+
+async def classify_batch_within_limit(
+    router: ObjectRouter, dets: list[DetectionRequest]
+) -> dict[str, list[dict[str, Any]]]:
+    """A batch already checked against ``GOTO_MAX_BATCH_SIZE``."""
     note(n_detections=len(dets))
     if all(d.object_id == dets[0].object_id for d in dets):
         note(object_id=dets[0].object_id)
     results = await router.classify_many(dets)
     _count(results)
-    return JSONBytes({"results": results})
+    return {"results": results}
 
 
-__all__ = ["router"]
+__all__ = ["classify_batch_within_limit", "classify_one", "router"]

@@ -29,6 +29,7 @@ __all__ = [
     "Services",
     "StoreDep",
     "WriteAccess",
+    "key_accepted",
 ]
 
 
@@ -82,18 +83,19 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _check_key(request: Request, required: bool) -> None:
-    if not required:
-        return
-    keys: tuple[bytes, ...] = request.app.state.api_keys
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def key_accepted(authorization: str, keys: tuple[bytes, ...]) -> bool:
+    """Whether an ``Authorization`` header value presents one of ``keys`` as a Bearer token."""
+    scheme, _, token = authorization.partition(" ")
     presented = token.strip().encode()
     # Compare against every key (no early exit) so timing reveals neither which key nor how much matched.
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(presented, key)
-    if scheme.lower() != "bearer" or not matched:
+    return scheme.lower() == "bearer" and matched
+
+
+def _check_key(request: Request, required: bool) -> None:
+    if required and not key_accepted(request.headers.get("authorization", ""), request.app.state.api_keys):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a valid API key is required (Authorization: Bearer <key>)",
