@@ -205,7 +205,8 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app, settings.retry_after_s)
-    app.add_middleware(ClassifyFastPath)  # innermost: the common case of the classify routes
+    if settings.fast_path:
+        app.add_middleware(ClassifyFastPath)  # innermost: the common case of the classify routes
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # outermost (added last), so that 413s are counted and carry a request id too
     app.add_middleware(RequestObservability, access_log=settings.access_log)
