@@ -122,8 +122,9 @@ class RecurrentCell:
         if self.kind == "gru":
             xm = x @ self.kernel + self.bias_input
             hm = state @ self.recurrent + self.bias_recurrent
-            z = self.recurrent_activation(xm[:, :u] + hm[:, :u])
-            r = self.recurrent_activation(xm[:, u : 2 * u] + hm[:, u : 2 * u])
+            # update and reset gates in one call: per-call overhead dominates at small batch sizes
+            zr = self.recurrent_activation(xm[:, : 2 * u] + hm[:, : 2 * u])
+            z, r = zr[:, :u], zr[:, u:]
             hh = self.activation(xm[:, 2 * u :] + r * hm[:, 2 * u :])
             return z * state + (1.0 - z) * hh
         h, c = state[:, :u], state[:, u:]
