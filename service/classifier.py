@@ -395,12 +395,13 @@ class Classifier:
         # one submission for the whole wave: the inference thread runs it as one batch, one future
         results = await self.executor.submit(jobs)
         stamp = _now()
+        names = self.class_names
         for w, (rnn, probs) in zip(computed, results, strict=True):
             st = w.new_state
             assert st is not None
             st.rnn = rnn
-            st.probabilities = {name: float(p) for name, p in zip(self.class_names, probs, strict=True)}
-            st.predicted_class = self.class_names[int(np.argmax(probs))]
+            st.probabilities = dict(zip(names, probs, strict=True))
+            st.predicted_class = names[probs.index(max(probs))]  # the first of equal maxima, as argmax
             st.updated_at = stamp
 
     def _new_state(

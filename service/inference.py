@@ -567,7 +567,7 @@ class _Submission:
     """Jobs submitted together, answered together: one future (and one wake-up of its loop) per wave."""
 
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[list[tuple[F32, F32]]]
+    future: asyncio.Future[list[tuple[F32, list[float]]]]
     jobs: list[InferenceJob]
 
 
@@ -618,10 +618,11 @@ class InferenceExecutor:
         """A job running the first ``n_valid`` rows of ``values`` from the zero state."""
         return InferenceJob(context, values=values, n_valid=n_valid)
 
-    def submit(self, jobs: Sequence[InferenceJob]) -> asyncio.Future[list[tuple[F32, F32]]]:
-        """Queue ``jobs`` together; a future of their ``(state, probabilities)``, in the same order."""
+    def submit(self, jobs: Sequence[InferenceJob]) -> asyncio.Future[list[tuple[F32, list[float]]]]:
+        """Queue ``jobs`` together; a future of their ``(state, probabilities)``, in the same order
+        (each state a float32 row, each probability vector a list of floats)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[tuple[F32, F32]]] = loop.create_future()
+        future: asyncio.Future[list[tuple[F32, list[float]]]] = loop.create_future()
         if not jobs:
             future.set_result([])
         else:
@@ -650,7 +651,7 @@ class InferenceExecutor:
             if stop:
                 return
 
-    def _compute(self, jobs: Sequence[InferenceJob]) -> list[tuple[F32, F32]]:
+    def _compute(self, jobs: Sequence[InferenceJob]) -> list[tuple[F32, list[float]]]:
         """``(state, probabilities)`` of each job, in order: all steps in one call, all sequences in one."""
         engine = self.engine
         steps = [i for i, j in enumerate(jobs) if j.values is None]
@@ -667,8 +668,9 @@ class InferenceExecutor:
         all_states = states[0] if len(states) == 1 else np.concatenate(states)
         order = steps + seqs
         ctx = np.stack([jobs[i].context for i in order]) if engine.uses_context else None  # type: ignore[misc]
-        probs = engine.probabilities(all_states, ctx)
-        out: list[tuple[F32, F32]] = [None] * len(jobs)  # type: ignore[list-item]
+        # as Python floats, converted here in the inference thread rather than per job on the event loop
+        probs = engine.probabilities(all_states, ctx).tolist()
+        out: list[tuple[F32, list[float]]] = [None] * len(jobs)  # type: ignore[list-item]
         for row, i in enumerate(order):
             out[i] = (all_states[row], probs[row])
         return out
@@ -677,7 +679,7 @@ class InferenceExecutor:
         started = time.perf_counter()
         jobs = [j for sub in batch for j in sub.jobs]
         try:
-            results: list[tuple[F32, F32]] = []
+            results: list[tuple[F32, list[float]]] = []
             for i in range(0, len(jobs), self.max_batch):
                 results.extend(self._compute(jobs[i : i + self.max_batch]))
             self.stats.batches += 1

@@ -122,7 +122,7 @@ class ObjectState:
             StateField.N_USED,
             len(self.ids),
             StateField.RNN,
-            self.rnn.astype(np.float32).tobytes(),
+            np.asarray(self.rnn, dtype=np.float32).tobytes(),  # no copy when already float32
             StateField.DOC,
             orjson.dumps(doc),
         ]
