@@ -18,6 +18,9 @@ from lightcurve.metadata import ContextSpec, SequenceSpec
 from trainer.split import SPLIT_NAMES, Split, ids_digest, stratified_split
 from trainer.tensors import ModelInputs, build_inputs, fit_context_stats, fit_sequence_stats, label_indices
 
+_SEQUENCE_DEFAULTS = {name: f.default for name, f in SequenceSpec.model_fields.items()}
+_CONTEXT_DEFAULTS = {name: f.default for name, f in ContextSpec.model_fields.items()}
+
 __all__ = ["DataOptions", "PreparedData", "prepare_for_artifact", "prepare_training_data"]
 
 
@@ -30,11 +33,12 @@ class DataOptions:
     validation_fraction: float = 0.3
     #: z-score the inputs with statistics fitted on the training split (the paper states none).
     normalise: bool = True
-    n_steps: int = 30
-    mask_value: float = -999.0
-    max_host_sep_arcsec: float = 60.0
+    # defaults from the artifact schema (lightcurve.metadata), the one place they are written
+    n_steps: int = _SEQUENCE_DEFAULTS["n_steps"]
+    mask_value: float = _SEQUENCE_DEFAULTS["mask_value"]
+    max_host_sep_arcsec: float = _CONTEXT_DEFAULTS["max_host_sep_arcsec"]
     #: Host distance used beyond ``max_host_sep_arcsec`` or without a match (paper: "a dummy value").
-    dummy_host_sep_arcsec: float = 100.0
+    dummy_host_sep_arcsec: float = _CONTEXT_DEFAULTS["dummy_host_sep_arcsec"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import keras
 from keras import layers
 
-from lightcurve.metadata import LayerNames
+from lightcurve.metadata import LayerNames, SequenceSpec
 
 __all__ = ["LAYER_NAMES", "ModelConfig", "build_model"]
 
@@ -44,11 +44,11 @@ class ModelConfig:
     l2_layers: tuple[str, ...] = ("dense_2",)
     dense_activation: str = "sigmoid"
     use_context: bool = True
-    n_steps: int = 30
+    n_steps: int = SequenceSpec.model_fields["n_steps"].default  # the artifact schema's defaults
     n_features: int = 3
     n_context: int = 3
     n_classes: int = 3
-    mask_value: float = -999.0
+    mask_value: float = SequenceSpec.model_fields["mask_value"].default
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -75,14 +75,10 @@ async def object_view(object_id: ObjectId, store: StoreDep, classifier: Classifi
     ctx = st.context
     context: dict[str, Any] = {"features": classifier.context_features(ctx)}
     if ctx is not None:
-        context.update(
-            source_detection_id=ctx.detection_id,
-            ra=ctx.ra,
-            dec=ctx.dec,
-            gal_l_deg=ctx.gal_l_deg,
-            gal_b_deg=ctx.gal_b_deg,
-            host_sep_arcsec=ctx.host_sep_arcsec,
-        )
+        stored = ctx.to_json()
+        # the API names the detection the context came from, not "the" detection of this view
+        context["source_detection_id"] = stored.pop("detection_id")
+        context.update(stored)
     return JSONBytes(
         {
             "object_id": object_id,
