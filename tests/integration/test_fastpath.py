@@ -125,3 +125,21 @@ def test_fast_path_answers_every_request_as_fastapi_does(
     assert [r["status"] for r in fast_responses[15][2]["results"]] == ["duplicate", "classified"]
     # the fast path labels its requests with the route template, as FastAPI's routing does
     assert fast_counted == 4
+
+
+def test_fast_path_reads_a_chunked_body(tiny_model_dir: Path, loaded_model: Any, clean_redis: str) -> None:
+    from service.app import create_app
+
+    app = create_app(make_settings(tiny_model_dir, clean_redis), model=loaded_model)
+    text = json.dumps({"detections": [_det("GOTO_chunked", i) for i in range(3)]}).encode()
+
+    def chunks() -> Any:  # no Content-Length: the body arrives in several ASGI messages
+        for i in range(0, len(text), 64):
+            yield text[i : i + 64]
+
+    with ThreadServer(app) as srv, httpx.Client(base_url=srv.url) as client:
+        r = client.post("/classify/batch", content=chunks(), headers={"content-type": "application/json"})
+        served = _fast_path(app).served
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["classified"] * 3
+    assert served == 1
