@@ -276,13 +276,9 @@ class Classifier:
         while pending:
             to_prepare = [w for w in pending if w.plan == "prepare"]
             if to_prepare:
-                if len(to_prepare) == 1:
-                    w = to_prepare[0]
-                    replies = [await self.store.prepare(w.keys, w.detection_id, w.det.mjd)]
-                else:
-                    replies = await self.store.prepare_many(
-                        [(w.keys, w.detection_id, w.det.mjd) for w in to_prepare]
-                    )
+                replies = await self.store.prepare_many(
+                    [(w.keys, w.detection_id, w.det.mjd) for w in to_prepare]
+                )
                 self.stats["prepares"] += len(to_prepare)
                 self._lookups["redis"].inc(len(to_prepare))
                 for w, reply in zip(to_prepare, replies, strict=True):
@@ -291,11 +287,7 @@ class Classifier:
             if not pending:
                 return
             await self._compute(pending)
-            requests = [self._commit_request(w) for w in pending]
-            if len(requests) == 1:
-                commits = [await self.store.commit(requests[0])]
-            else:
-                commits = await self.store.commit_many(requests)
+            commits = await self.store.commit_many([self._commit_request(w) for w in pending])
             pending = [
                 w for w, reply in zip(pending, commits, strict=True) if not self._apply_commit(w, reply)
             ]
