@@ -41,7 +41,7 @@ from pydantic import TypeAdapter
 
 from service import metrics
 from service.classifier import Classifier, MissingPosition
-from service.coalesce import SingleCoalescer
+from service.coalesce import ClassifyMany, RequestMerger
 from service.schemas import DetectionRequest
 
 __all__ = ["ObjectRouter", "PeerServer", "claim_slot", "owner_slot"]
@@ -96,8 +96,8 @@ def _frame(body: bytes) -> bytes:
 class PeerServer:
     """Answers the detections other workers forward to this one (the owner of their objects)."""
 
-    def __init__(self, classifier: Classifier, path: Path) -> None:
-        self.classifier = classifier
+    def __init__(self, classify_many: ClassifyMany, path: Path) -> None:
+        self.classify_many = classify_many
         self.path = path
         self._server: asyncio.AbstractServer | None = None
 
@@ -120,7 +120,7 @@ class PeerServer:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 try:
-                    reply: dict[str, Any] = {"results": await self.classifier.classify_many(_decode(body))}
+                    reply: dict[str, Any] = {"results": await self.classify_many(_decode(body))}
                 except MissingPosition as exc:  # the request's fault, not this worker's: the sender says so
                     reply = {"missing_position": exc.index}
                 except Exception as exc:  # the sender classifies these itself (and meets the same error)
@@ -168,8 +168,14 @@ class _PeerClient:
 class ObjectRouter:
     """What the routes call: classifies here what this worker owns, forwards the rest to its owner.
 
-    Without peers (one worker, or an app not started by ``serve``) it is the classifier itself.
+    Without peers (one worker, or an app not started by ``serve``) it is the classifier itself. What
+    this worker classifies, for its own requests and for the other workers', goes through one
+    :class:`~service.coalesce.RequestMerger` (``local``), so that concurrent requests share waves.
     """
+
+    #: Merged classifier calls running at once in a worker: two, so that one wave's Python work
+    #: overlaps the other's Redis call and inference.
+    MAX_LOCAL_CALLS = 2
 
     def __init__(
         self,
@@ -180,6 +186,7 @@ class ObjectRouter:
         timeout_s: float = 30.0,
     ) -> None:
         self.classifier = classifier
+        self.local = RequestMerger(classifier.classify_many, self.MAX_LOCAL_CALLS)
         self.workers = workers if peer_dir is not None else 1
         self.slot = slot
         self._peers: dict[int, _PeerClient] = {}
@@ -191,7 +198,7 @@ class ObjectRouter:
         #: Detections forwarded and classified by their owner, and forwarded but classified here.
         self.stats = {"owner": 0, "fallback": 0}
         #: Single detections arriving together are classified (and forwarded) together.
-        self.singles = SingleCoalescer(self.classify_many)
+        self.singles = RequestMerger(self.classify_many)
 
     async def classify(self, det: DetectionRequest) -> dict[str, Any]:
         return await self.singles.classify(det)
@@ -203,7 +210,7 @@ class ObjectRouter:
             owner = owner_slot(d.object_id, self.workers) if self._peers else None
             groups.setdefault(None if owner == self.slot else owner, []).append(i)
         if list(groups) == [None]:
-            return await self.classifier.classify_many(dets)
+            return await self.local.classify_many(dets)
         if len(dets) > 1:
             # A batch that would create an object from a detection without position is refused as a
             # whole, before any worker writes anything.
@@ -237,7 +244,7 @@ class ObjectRouter:
                       owner, len(sub), reply["error"])
             self._count("fallback", len(sub))
         try:
-            return await self.classifier.classify_many(sub)
+            return await self.local.classify_many(sub)
         except MissingPosition as exc:  # name the detection by its index in the whole request
             raise MissingPosition(None if exc.index is None else indices[exc.index]) from None
 
@@ -269,10 +276,11 @@ class Affinity:
             log.warning("no free worker slot in %s; this worker forwards every detection", peer_dir)
             return cls(ObjectRouter(classifier, peer_dir, workers, None, timeout_s))
         slot, fd = claimed
-        server = PeerServer(classifier, socket_path(peer_dir, slot))
+        router = ObjectRouter(classifier, peer_dir, workers, slot, timeout_s)
+        server = PeerServer(router.local.classify_many, socket_path(peer_dir, slot))
         await server.start()
         log.info("worker slot %d of %d: classifies its objects, forwards the others", slot, workers)
-        return cls(ObjectRouter(classifier, peer_dir, workers, slot, timeout_s), server, fd)
+        return cls(router, server, fd)
 
     async def stop(self) -> None:
         self.router.close()

@@ -14,8 +14,11 @@ For each detection:
    if the model input is still the one computed from; on ``conflict`` it returns the current input and
    the detection is recomputed and committed again (bounded by ``max_commit_attempts``).
 
-Detections of one object in one worker are serialised by an asyncio lock (they would only conflict);
-across workers and replicas the commit's compare-and-set keeps them correct.
+Detections are processed in waves (the k-th detection of every object of a request in wave k); a
+wave's detections share one ``prepare`` call (for those not planned from the cache), one engine
+submission (as matrices) and one ``commit`` call. Requests that share objects are serialised per
+object in one worker (they would only conflict); across workers and replicas the commit's
+compare-and-set keeps them correct.
 
 Context rule (documented choice): the context features come from the *earliest detection in time*, among
 the model's first ``n_steps``, that carried a position (the object's creating detection must carry one).
@@ -31,9 +34,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter as CounterType
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -43,8 +45,8 @@ import orjson
 from lightcurve.context import GalaxyCatalog, galactic_lb
 from lightcurve.preprocessing import context_matrix, order_arrays, sequence_input, step_matrix
 from service import metrics
-from service.inference import InferenceExecutor, InferenceJob, LoadedModel
-from service.keys import ObjectKeys, object_keys
+from service.inference import EngineWork, InferenceExecutor, LoadedModel
+from service.keys import object_keys
 from service.schemas import DetectionRequest
 from service.state import ContextRecord, ObjectState, parse_state
 from service.store import (
@@ -99,7 +101,7 @@ class _Work:
     index: int
     det: DetectionRequest
     detection_id: str
-    keys: ObjectKeys
+    received_unix: float
     #: 'prepare' | 'step' | 'recompute' | 'refresh' | 'store'
     plan: str = "prepare"
     base: ObjectState | None = None
@@ -110,7 +112,6 @@ class _Work:
     attempts: int = 0
     #: Detections the object held when ``base`` was read (the commit then adds this one, unless refresh).
     n_before: int = 0
-    received_unix: float = field(default_factory=time.time)
 
     def stored(self) -> StoredDetection:
         d = self.det
@@ -131,12 +132,6 @@ class _Work:
         return encode_payload(
             d.mjd, d.mag, d.mag_err, d.filter, d.ra, d.dec, d.host_sep_arcsec, self.received_unix
         )
-
-
-@dataclass
-class _ObjectLock:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
 
 
 def _now() -> str:
@@ -170,9 +165,11 @@ class Classifier:
         self.context_spec = meta.context
         self.n_steps = meta.sequence.n_steps
         self.uses_context = model.engine.uses_context
-        self._zero_state = model.engine.initial_state(1)[0]
+        self._zero_state = model.engine.initial_state(1)[0].tobytes()
+        self._state_size = model.engine.state_size
         self._cache: dict[str, ObjectState] = {}
-        self._locks: dict[str, _ObjectLock] = {}
+        #: Objects being classified in this worker -> a future done when their request is.
+        self._busy: dict[str, asyncio.Future[None]] = {}
         #: Counters for monitoring and tests: outcomes and lost commit races (conflicts).
         self.stats: dict[str, int] = dict.fromkeys(
             ("incremental", "recompute", "stored", "duplicate", "conflicts", "prepares", "cache_hits"), 0
@@ -196,45 +193,50 @@ class Classifier:
         """Same semantics as :meth:`classify` for each detection, results in request order.
 
         Detections are processed in waves (the k-th detection of every object in wave k), each wave with
-        one pipelined ``prepare``, one batched inference and one pipelined ``commit``.
+        one ``prepare`` call, one batched inference and one ``commit`` call.
         """
-        works = [_Work(i, d, d.key(), object_keys(d.object_id)) for i, d in enumerate(dets)]
-        async with self._locked([w.det.object_id for w in works]):
+        now = time.time()
+        works = [_Work(i, d, d.detection_id or d.key(), now) for i, d in enumerate(dets)]
+        objects = {d.object_id for d in dets}
+        done = await self._claim(objects)
+        try:
             if len(works) > 1:
                 await self.check_new_objects(dets)
-            try:
-                for wave in self._waves(works):
-                    await self._run_wave(wave)
-            finally:
-                self._flush_metrics()
+            for wave in self._waves(works):
+                await self._run_wave(wave)
+        finally:
+            self._release(objects, done)
+            self._flush_metrics()
         return [w.result for w in works]  # type: ignore[misc]
 
     def context_features(self, ctx: ContextRecord | None) -> list[float] | None:
         """The normalised context vector the model sees for ``ctx`` (for the object view)."""
-        vec = self._context_vector(ctx)
-        return None if vec is None else [float(v) for v in vec]
+        vectors = None if ctx is None else self._context_vectors([ctx])
+        return None if vectors is None else vectors[0].tolist()
 
-    # ------------------------------------------------------------------------------------- locks
+    # -------------------------------------------------------------------------- object claims
 
-    @asynccontextmanager
-    async def _locked(self, object_ids: Sequence[str]) -> AsyncIterator[None]:
-        taken: list[tuple[str, _ObjectLock]] = []
-        try:
-            for oid in sorted(set(object_ids)):  # one global order: no deadlock between batches
-                entry = self._locks.get(oid)
-                if entry is None:
-                    entry = self._locks[oid] = _ObjectLock()
-                entry.users += 1
-                taken.append((oid, entry))
-                await entry.lock.acquire()
-            yield
-        finally:
-            for oid, entry in taken:
-                if entry.lock.locked():
-                    entry.lock.release()
-                entry.users -= 1
-                if entry.users == 0:
-                    self._locks.pop(oid, None)
+    async def _claim(self, objects: set[str]) -> asyncio.Future[None]:
+        """Wait until no other request of this worker holds any of ``objects``, then hold them all.
+
+        All at once, never one by one, so two requests cannot deadlock.
+        """
+        busy = self._busy
+        while True:
+            held = {f for o in objects if (f := busy.get(o)) is not None}
+            if not held:
+                break
+            await asyncio.wait(held)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for o in objects:
+            busy[o] = done
+        return done
+
+    def _release(self, objects: Iterable[str], done: asyncio.Future[None]) -> None:
+        busy = self._busy
+        for o in objects:
+            del busy[o]
+        done.set_result(None)
 
     # -------------------------------------------------------------------------------------- waves
 
@@ -243,8 +245,9 @@ class Classifier:
         seen: dict[str, int] = {}
         waves: list[list[_Work]] = []
         for w in works:
-            k = seen.get(w.det.object_id, 0)
-            seen[w.det.object_id] = k + 1
+            oid = w.det.object_id
+            k = seen.get(oid, 0)
+            seen[oid] = k + 1
             if k == len(waves):
                 waves.append([])
             waves[k].append(w)
@@ -252,7 +255,7 @@ class Classifier:
 
     async def check_new_objects(self, dets: Sequence[DetectionRequest]) -> None:
         """Refuse a batch (before any write) that creates an object from a detection without position."""
-        missing = [d for d in dets if not d.has_position]
+        missing = [d for d in dets if d.ra is None or d.dec is None]
         if not missing:
             return
         objects = sorted({d.object_id for d in missing if d.object_id not in self._cache})
@@ -270,14 +273,13 @@ class Classifier:
                 raise MissingPosition(i)
 
     async def _run_wave(self, wave: list[_Work]) -> None:
-        for w in wave:
-            self._plan_from_cache(w)
+        self._plan_from_cache(wave)
         pending = wave
         while pending:
             to_prepare = [w for w in pending if w.plan == "prepare"]
             if to_prepare:
                 replies = await self.store.prepare_many(
-                    [(w.keys, w.detection_id, w.det.mjd) for w in to_prepare]
+                    [(object_keys(w.det.object_id), w.detection_id, w.det.mjd) for w in to_prepare]
                 )
                 self.stats["prepares"] += len(to_prepare)
                 self._lookups["redis"].inc(len(to_prepare))
@@ -294,18 +296,23 @@ class Classifier:
 
     # ------------------------------------------------------------------------------------ planning
 
-    def _plan_from_cache(self, w: _Work) -> None:
-        st = self._cache.get(w.det.object_id)
-        if st is None or (w.det.mjd, w.detection_id) <= st.last_key:
-            w.plan = "prepare"
-            return
-        w.base = st
-        w.plan = "step" if st.n_used < self.n_steps else "store"
-        # While the model's input is not full every stored detection is in it (the commit checks that
-        # the input is unchanged), so the object holds exactly n_used detections.
-        w.n_before = st.n_used
-        self.stats["cache_hits"] += 1
-        self._pending_hits += 1
+    def _plan_from_cache(self, wave: list[_Work]) -> None:
+        cache, n_steps, hits = self._cache, self.n_steps, 0
+        for w in wave:
+            st = cache.get(w.det.object_id)
+            if st is None:
+                continue
+            mjd = w.det.mjd
+            if mjd < st.last_mjd or (mjd == st.last_mjd and w.detection_id <= st.ids[-1]):
+                continue  # before the last input detection, or a replay of it: Redis decides
+            w.base = st
+            # While the model's input is not full every stored detection is in it (the commit checks
+            # that the input is unchanged), so the object holds exactly n_used detections.
+            w.n_before = n_used = len(st.ids)
+            w.plan = "step" if n_used < n_steps else "store"
+            hits += 1
+        self.stats["cache_hits"] += hits
+        self._pending_hits += hits
 
     def _plan_from_prepare(self, w: _Work, reply: PrepareReply) -> None:
         st = parse_state(reply.state)
@@ -329,7 +336,7 @@ class Classifier:
         else:
             w.plan, w.light_curve = "recompute", reply.light_curve or []
 
-    # ----------------------------------------------------------------------------------- compute
+    # ----------------------------------------------------------------------------------- context
 
     def _contexts_for(self, dets: Sequence[StoredDetection]) -> list[ContextRecord]:
         """Context records of objects whose features come from ``dets`` (one vectorised pass)."""
@@ -347,111 +354,101 @@ class Classifier:
             for d, gl, gb, sep in zip(dets, gal_l.tolist(), gal_b.tolist(), seps, strict=True)
         ]
 
-    def _context_vectors(self, ctxs: Sequence[ContextRecord | None]) -> list[np.ndarray | None]:
-        """The normalised context inputs of ``ctxs`` (``None`` where the model has no context input)."""
+    def _context_vectors(self, ctxs: Sequence[ContextRecord | None]) -> np.ndarray | None:
+        """The normalised context inputs of ``ctxs``, ``(N, n_context)`` (``None``: the model has no
+        context input). A missing context is a zero row; :meth:`_recompute_work` refuses it first."""
         if not self.uses_context:
-            return [None] * len(ctxs)
-        rows = [i for i, c in enumerate(ctxs) if c is not None]
-        out: list[np.ndarray | None] = [None] * len(ctxs)
-        if rows:
-            chosen = [ctxs[i] for i in rows]
-            matrix = context_matrix(
-                [c.gal_l_deg for c in chosen],  # type: ignore[union-attr]
-                [c.gal_b_deg for c in chosen],  # type: ignore[union-attr]
-                [np.nan if c.host_sep_arcsec is None else c.host_sep_arcsec for c in chosen],  # type: ignore[union-attr]
-                self.context_spec,
-            )
-            for i, row in zip(rows, matrix, strict=True):
-                out[i] = row
-        return out
+            return None
+        nan = float("nan")
+        return context_matrix(
+            [0.0 if c is None else c.gal_l_deg for c in ctxs],
+            [0.0 if c is None else c.gal_b_deg for c in ctxs],
+            [nan if c is None or c.host_sep_arcsec is None else c.host_sep_arcsec for c in ctxs],
+            self.context_spec,
+        )
 
-    def _context_vector(self, ctx: ContextRecord | None) -> np.ndarray | None:
-        return self._context_vectors([ctx])[0]
+    def _state_contexts(self, states: Sequence[ObjectState]) -> np.ndarray | None:
+        """The context inputs of ``states`` (computed once per state, then kept with it)."""
+        if not self.uses_context:
+            return None
+        todo = [st for st in states if st.context_vector is None]
+        if todo:
+            vectors = self._context_vectors([st.context for st in todo])
+            assert vectors is not None
+            for st, row in zip(todo, vectors, strict=True):
+                st.context_vector = row.tobytes()
+        blob = b"".join([st.context_vector for st in states])  # type: ignore[misc]
+        return np.frombuffer(blob, dtype=np.float32).reshape(len(states), -1)
 
-    def _state_context(self, st: ObjectState) -> np.ndarray | None:
-        if st.context_vector is None:
-            st.context_vector = self._context_vector(st.context)
-        return st.context_vector
+    # ----------------------------------------------------------------------------------- compute
 
     async def _compute(self, works: list[_Work]) -> None:
-        computed = [w for w in works if w.plan == "step"]
-        jobs: list[InferenceJob] = self._step_jobs(computed) if computed else []
-        for w in works:
-            if w.plan in ("recompute", "refresh"):
-                job = self._recompute_job(w)
-                if job is not None:
-                    computed.append(w)
-                    jobs.append(job)
-        if not jobs:
+        steps = [w for w in works if w.plan == "step"]
+        sequences = [w for w in works if w.plan in ("recompute", "refresh")]
+        work = EngineWork()
+        if steps:
+            self._step_work(steps, work)
+        if sequences:
+            sequences = self._recompute_work(sequences, work)
+        computed = steps + sequences
+        if not computed:
             return
         # one submission for the whole wave: the inference thread runs it as one batch, one future
-        results = await self.executor.submit(jobs)
+        result = await self.executor.submit(work)
         stamp = _now()
         names = self.class_names
-        for w, (rnn, probs) in zip(computed, results, strict=True):
+        for row, w in enumerate(computed):
             st = w.new_state
             assert st is not None
-            st.rnn = rnn
+            st.rnn = result.state(row)
+            probs = result.probabilities[row]
             st.probabilities = dict(zip(names, probs, strict=True))
-            st.predicted_class = names[probs.index(max(probs))]  # the first of equal maxima, as argmax
+            st.predicted_class = names[result.predicted[row]]
             st.updated_at = stamp
 
-    def _new_state(
-        self,
-        w: _Work,
-        ids: tuple[str, ...],
-        t_first: float,
-        last_mjd: float,
-        ctx: ContextRecord | None,
-        ctx_vec: np.ndarray | None,
-    ) -> ObjectState:
-        # a refresh re-classifies the stored input: it keeps the detection that last changed it
-        refresh = w.base if w.plan == "refresh" and w.base is not None else None
-        return ObjectState(
-            model_version=self.version,
-            ids=ids,
-            rnn=self._zero_state,
-            t_first=t_first,
-            last_mjd=last_mjd,
-            context=ctx,
-            probabilities={},
-            predicted_class="",
-            detection_id=w.detection_id if refresh is None else refresh.detection_id,
-            mjd=w.det.mjd if refresh is None else refresh.mjd,
-            updated_at="",
-            context_vector=ctx_vec,
-        )
-
-    def _step_jobs(self, works: list[_Work]) -> list[InferenceJob]:
+    def _step_work(self, works: list[_Work], work: EngineWork) -> None:
         """One RNN step per detection, inputs computed for the whole wave at once."""
         new = [w for w in works if w.base is None]  # first detections of new objects
-        contexts = self._contexts_for([w.stored() for w in new]) if new else []
-        new_context = dict(zip((w.index for w in new), contexts, strict=True))
-        new_vectors = dict(zip((w.index for w in new), self._context_vectors(contexts), strict=True))
-        xs = step_matrix(
-            [w.det.mjd for w in works],
-            [w.det.mag for w in works],
-            [w.det.mag_err for w in works],
-            [w.det.mjd if w.base is None else w.base.t_first for w in works],
+        if new:
+            for w, ctx in zip(new, self._contexts_for([w.stored() for w in new]), strict=True):
+                w.new_state = self._new_state(w, (w.detection_id,), w.det.mjd, w.det.mjd, ctx)
+        for w in works:
+            base = w.base
+            if base is not None:
+                state = self._new_state(w, (*base.ids, w.detection_id), base.t_first, w.det.mjd, base.context)
+                state.context_vector = base.context_vector
+                w.new_state = state
+            w.mode = "incremental"
+        zero = self._zero_state
+        rnn = b"".join([zero if w.base is None else w.base.rnn for w in works])
+        work.states = np.frombuffer(rnn, dtype=np.float32).reshape(len(works), self._state_size)
+        dets = [w.det for w in works]
+        work.x = step_matrix(
+            [d.mjd for d in dets],
+            [d.mag for d in dets],
+            [d.mag_err for d in dets],
+            [w.new_state.t_first for w in works],  # type: ignore[union-attr]
             self.sequence_spec,
         )
-        jobs = []
-        for w, x in zip(works, xs, strict=True):
-            base = w.base
-            ctx: ContextRecord | None
-            ids: tuple[str, ...]
-            if base is None:  # one step from the zero state
-                ctx, ctx_vec = new_context[w.index], new_vectors[w.index]
-                t_first, rnn0, ids = w.det.mjd, self._zero_state, (w.detection_id,)
-            else:
-                ctx, ctx_vec = base.context, self._state_context(base)
-                t_first, rnn0, ids = base.t_first, base.rnn, (*base.ids, w.detection_id)
-            w.new_state = self._new_state(w, ids, t_first, w.det.mjd, ctx, ctx_vec)
-            w.mode = "incremental"
-            jobs.append(self.executor.step_job(rnn0, x, ctx_vec))
-        return jobs
+        work.step_context = self._state_contexts([w.new_state for w in works])  # type: ignore[misc]
 
-    def _recompute_job(self, w: _Work) -> InferenceJob | None:
+    def _recompute_work(self, works: list[_Work], work: EngineWork) -> list[_Work]:
+        """Full passes over the first ``n_steps`` detections; returns the works that need one (a
+        detection found to land beyond the model's input becomes a store-only write instead)."""
+        computed, rows, n_valid = [], [], []
+        for w in works:
+            x = self._recompute_input(w)
+            if x is not None:
+                computed.append(w)
+                rows.append(x.values)
+                n_valid.append(x.n_valid)
+        if computed:
+            work.values = np.stack(rows)
+            work.n_valid = np.asarray(n_valid, dtype=np.int64)
+            work.sequence_context = self._state_contexts([w.new_state for w in computed])  # type: ignore[misc]
+        return computed
+
+    def _recompute_input(self, w: _Work) -> Any:
         lc = list(w.light_curve or [])
         if w.plan == "recompute":
             lc.append(w.stored())
@@ -479,7 +476,6 @@ class Classifier:
             ctx = self._contexts_for([source])[0]
         if ctx is None and self.uses_context:
             raise MissingPosition(w.index)
-        ctx_vec = self._context_vector(ctx)
         x = sequence_input(
             [c.mjd for c in chosen],
             [c.mag for c in chosen],
@@ -487,32 +483,43 @@ class Classifier:
             self.sequence_spec,
             detection_ids=list(ids),
         )
-        w.new_state = self._new_state(w, ids, x.t_first, chosen[-1].mjd, ctx, ctx_vec)
+        w.new_state = self._new_state(w, ids, x.t_first, chosen[-1].mjd, ctx)
         w.mode = "recompute"
-        return self.executor.sequence_job(x.values, x.n_valid, ctx_vec)
+        return x
+
+    def _new_state(
+        self, w: _Work, ids: tuple[str, ...], t_first: float, last_mjd: float, ctx: ContextRecord | None
+    ) -> ObjectState:
+        # a refresh re-classifies the stored input: it keeps the detection that last changed it
+        refresh = w.base if w.plan == "refresh" and w.base is not None else None
+        return ObjectState(
+            self.version,
+            ids,
+            b"",
+            t_first,
+            last_mjd,
+            ctx,
+            {},
+            "",
+            w.detection_id if refresh is None else refresh.detection_id,
+            w.det.mjd if refresh is None else refresh.mjd,
+            "",
+        )
 
     # ------------------------------------------------------------------------------------ commit
 
     def _commit_request(self, w: _Work) -> CommitRequest:
+        det = w.det
+        keys = object_keys(det.object_id)
+        has_position = det.ra is not None and det.dec is not None
         st = w.new_state
         if w.plan == "store" or st is None:
-            return CommitRequest(
-                w.keys,
-                w.detection_id,
-                w.det.mjd,
-                w.payload(),
-                "store",
-                "",
-                w.det.has_position,
-                self.version,
-                b"",
-                (),
-            )
+            return CommitRequest(keys, w.detection_id, det.mjd, w.payload(), "store", "", 0, has_position)
         row = orjson.dumps(
             {
                 "detection_id": st.detection_id,
                 "mjd": st.mjd,
-                "n_used": st.n_used,
+                "n_used": len(st.ids),
                 "probabilities": st.probabilities,
                 "predicted_class": st.predicted_class,
                 "model_version": st.model_version,
@@ -521,30 +528,28 @@ class Classifier:
             }
         )[:-1]
         refresh = w.plan == "refresh"
-        extra_args: Sequence[Any] = ()
-        extra_keys: Sequence[str] = ()
-        expected_count = None
-        if self.extension is not None:  # the outbox/notify writes join this commit (same Lua call)
-            expected_count = w.n_before + (0 if refresh else 1)
-            extra_args, extra_keys, st.notify = self.extension.plan(
-                w.det.object_id, w.base, st, expected_count
-            )
-        return CommitRequest(
-            w.keys,
+        request = CommitRequest(
+            keys,
             "" if refresh else w.detection_id,
-            w.det.mjd,
+            det.mjd,
             b"" if refresh else w.payload(),
-            "classify",
+            "step" if w.plan == "step" else "classify",
             "\n".join(st.ids),
-            w.det.has_position,
-            self.version,
+            len(st.ids),
+            has_position,
             row,
-            st.pairs(),
-            extra_keys=extra_keys,
-            extra_args=extra_args,
+            st.rnn,
+            st.document(),
             expected_revision=w.base.revision if w.base is not None else 0,
-            expected_count=expected_count,
         )
+        if self.extension is not None:  # the outbox/notify writes join this commit (same Lua call)
+            count = w.n_before + (0 if refresh else 1)
+            request.extra_args, request.extra_keys, st.notify = self.extension.plan(
+                det.object_id, w.base, st, count
+            )
+            request.notify = st.notify
+            request.expected_count = count
+        return request
 
     def _apply_commit(self, w: _Work, reply: CommitReply) -> bool:
         """Record the outcome; ``True`` when the detection is done, ``False`` to recompute and retry."""

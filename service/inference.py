@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit
 
 from lightcurve.metadata import ArtifactMetadata, load_metadata
 from lightcurve.preprocessing import context_matrix, sequence_input
@@ -43,6 +42,8 @@ from service import metrics
 
 __all__ = [
     "EngineCheck",
+    "EngineResult",
+    "EngineWork",
     "InferenceExecutor",
     "LoadedModel",
     "StepEngine",
@@ -60,8 +61,13 @@ F32 = NDArray[np.float32]
 
 
 def _sigmoid(x: F32) -> F32:
-    # Keras 3 uses the exact logistic function (not the hard sigmoid); expit is its overflow-free form.
-    return expit(x)
+    # Keras 3 uses the exact logistic function (not the hard sigmoid): 1 / (1 + exp(-x)), with -x
+    # capped where exp would overflow float32 (the result there is 0 either way). Three in-place ufuncs:
+    # ~3.5x faster than scipy's expit on a wave's gate matrix here.
+    y = np.minimum(np.negative(x), 88.0)
+    np.exp(y, out=y)
+    y += 1.0
+    return np.reciprocal(y, out=y)
 
 
 def _softmax(x: F32) -> F32:
@@ -552,23 +558,62 @@ def load_verified_engine(path: Path, model_dir: Path, tolerance: float) -> Loade
 
 
 @dataclass(slots=True)
-class InferenceJob:
-    """One inference request: advance ``state`` by ``x`` (step) or run ``values[:n_valid]`` (sequence)."""
+class EngineWork:
+    """One wave's engine work, as matrices: ``n`` steps from stored states, ``m`` full sequences.
 
-    context: F32 | None
-    state: F32 | None = None
+    Rows of the result are the steps in order, then the sequences in order. Contexts are ``None`` for
+    a model without context input.
+    """
+
+    #: ``(n, state_size)`` states to advance, ``(n, n_features)`` step inputs, ``(n, n_context)``.
+    states: F32 | None = None
     x: F32 | None = None
+    step_context: F32 | None = None
+    #: ``(m, n_steps, n_features)`` padded sequences, their lengths ``(m,)``, ``(m, n_context)``.
     values: F32 | None = None
-    n_valid: int = 0
+    n_valid: NDArray[np.int64] | None = None
+    sequence_context: F32 | None = None
+
+    @property
+    def n_step_rows(self) -> int:
+        return 0 if self.states is None else len(self.states)
+
+    @property
+    def n_sequence_rows(self) -> int:
+        return 0 if self.values is None else len(self.values)
+
+
+@dataclass(slots=True)
+class EngineResult:
+    """Per row of an :class:`EngineWork`: the new state (float32 bytes), probabilities, predicted class."""
+
+    state_bytes: int
+    states: bytes
+    probabilities: list[list[float]]
+    #: Index of the largest probability (the first of equal maxima, as ``argmax``).
+    predicted: list[int]
+
+    def state(self, row: int) -> bytes:
+        size = self.state_bytes
+        return self.states[row * size : (row + 1) * size]
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Results of many submissions' rows of one kind, computed together."""
+
+    states: bytes = b""
+    probabilities: list[list[float]] = field(default_factory=list)
+    predicted: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Submission:
-    """Jobs submitted together, answered together: one future (and one wake-up of its loop) per wave."""
+    """Work submitted together, answered together: one future (and one wake-up of its loop) per wave."""
 
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[list[tuple[F32, list[float]]]]
-    jobs: list[InferenceJob]
+    future: asyncio.Future[EngineResult]
+    work: EngineWork
 
 
 @dataclass
@@ -579,21 +624,26 @@ class ExecutorStats:
     errors: int = 0
 
 
+def _stack(parts: list[Any]) -> Any:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 class InferenceExecutor:
-    """Runs engine work in one background thread, batching whatever requests are waiting.
+    """Runs engine work in one background thread, batching whatever submissions are waiting.
 
     The event loop only enqueues work and awaits a future; the thread drains the queue, runs all
-    waiting steps as one batched :meth:`StepEngine.advance` and all waiting recomputes as one masked
-    :meth:`StepEngine.run` (in chunks of at most ``max_batch`` jobs), computes every probability in one
-    head pass, and resolves each submission's one future with one ``call_soon_threadsafe`` per event
-    loop. No artificial delay is added: while one batch runs, the next one gathers, so batch size grows
-    with load.
+    waiting steps as one batched :meth:`StepEngine.advance` and all waiting sequences as one masked
+    :meth:`StepEngine.run` (in chunks of at most ``max_batch`` rows), computes their probabilities in
+    one head pass each, and resolves each submission's one future with one ``call_soon_threadsafe``
+    per event loop. No artificial delay is added: while one batch runs, the next one gathers, so batch
+    size grows with load. States cross as float32 bytes, so a result holds no view of a batch matrix.
     """
 
     def __init__(self, engine: StepEngine, max_batch: int = 256) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.stats = ExecutorStats()
+        self._state_bytes = engine.state_size * 4
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -608,25 +658,14 @@ class InferenceExecutor:
             self._thread.join(timeout=10)
             self._thread = None
 
-    @staticmethod
-    def step_job(state: F32, x: F32, context: F32 | None) -> InferenceJob:
-        """A job advancing ``state`` by one step with input ``x`` (submit it with :meth:`submit`)."""
-        return InferenceJob(context, state=state, x=x)
-
-    @staticmethod
-    def sequence_job(values: F32, n_valid: int, context: F32 | None) -> InferenceJob:
-        """A job running the first ``n_valid`` rows of ``values`` from the zero state."""
-        return InferenceJob(context, values=values, n_valid=n_valid)
-
-    def submit(self, jobs: Sequence[InferenceJob]) -> asyncio.Future[list[tuple[F32, list[float]]]]:
-        """Queue ``jobs`` together; a future of their ``(state, probabilities)``, in the same order
-        (each state a float32 row, each probability vector a list of floats)."""
+    def submit(self, work: EngineWork) -> asyncio.Future[EngineResult]:
+        """Queue ``work``; a future of its :class:`EngineResult`."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[tuple[F32, list[float]]]] = loop.create_future()
-        if not jobs:
-            future.set_result([])
+        future: asyncio.Future[EngineResult] = loop.create_future()
+        if work.n_step_rows + work.n_sequence_rows == 0:
+            future.set_result(EngineResult(self._state_bytes, b"", [], []))
         else:
-            self._queue.put(_Submission(loop, future, list(jobs)))
+            self._queue.put(_Submission(loop, future, work))
         return future
 
     def _run(self) -> None:
@@ -635,9 +674,9 @@ class InferenceExecutor:
             if first is None:
                 return
             batch = [first]
-            n_jobs = len(first.jobs)
+            n_rows = first.work.n_step_rows + first.work.n_sequence_rows
             stop = False
-            while n_jobs < self.max_batch:
+            while n_rows < self.max_batch:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -646,48 +685,58 @@ class InferenceExecutor:
                     stop = True
                     break
                 batch.append(more)
-                n_jobs += len(more.jobs)
+                n_rows += more.work.n_step_rows + more.work.n_sequence_rows
             self._process(batch)
             if stop:
                 return
 
-    def _compute(self, jobs: Sequence[InferenceJob]) -> list[tuple[F32, list[float]]]:
-        """``(state, probabilities)`` of each job, in order: all steps in one call, all sequences in one."""
-        engine = self.engine
-        steps = [i for i, j in enumerate(jobs) if j.values is None]
-        seqs = [i for i, j in enumerate(jobs) if j.values is not None]
-        states: list[F32] = []
-        if steps:
-            state = np.stack([jobs[i].state for i in steps])  # type: ignore[misc]
-            x = np.stack([jobs[i].x for i in steps])  # type: ignore[misc]
-            states.append(engine.advance(state, x))
-        if seqs:
-            values = np.stack([jobs[i].values for i in seqs])  # type: ignore[misc]
-            n_valid = np.fromiter((jobs[i].n_valid for i in seqs), dtype=np.int64, count=len(seqs))
-            states.append(engine.run(values, n_valid))
-        all_states = states[0] if len(states) == 1 else np.concatenate(states)
-        order = steps + seqs
-        ctx = np.stack([jobs[i].context for i in order]) if engine.uses_context else None  # type: ignore[misc]
-        # as Python floats, converted here in the inference thread rather than per job on the event loop
-        probs = engine.probabilities(all_states, ctx).tolist()
-        out: list[tuple[F32, list[float]]] = [None] * len(jobs)  # type: ignore[list-item]
-        for row, i in enumerate(order):
-            out[i] = (all_states[row], probs[row])
+    def _head(self, states: F32, context: F32 | None, out: _Rows) -> None:
+        probs = self.engine.probabilities(states, context)
+        out.states += states.tobytes()
+        # as Python floats, converted here in the inference thread rather than per row on the event loop
+        out.probabilities += probs.tolist()
+        out.predicted += probs.argmax(axis=1).tolist()
+
+    def _steps(self, works: Sequence[EngineWork]) -> _Rows:
+        out = _Rows()
+        parts = [w for w in works if w.n_step_rows]
+        if not parts:
+            return out
+        engine, size = self.engine, self.max_batch
+        states = _stack([w.states for w in parts])
+        x = _stack([w.x for w in parts])
+        ctx = _stack([w.step_context for w in parts]) if engine.uses_context else None
+        for i in range(0, len(states), size):
+            new = engine.advance(states[i : i + size], x[i : i + size])
+            self._head(new, None if ctx is None else ctx[i : i + size], out)
+        return out
+
+    def _sequences(self, works: Sequence[EngineWork]) -> _Rows:
+        out = _Rows()
+        parts = [w for w in works if w.n_sequence_rows]
+        if not parts:
+            return out
+        engine, size = self.engine, self.max_batch
+        values = _stack([w.values for w in parts])
+        n_valid = _stack([w.n_valid for w in parts])
+        ctx = _stack([w.sequence_context for w in parts]) if engine.uses_context else None
+        for i in range(0, len(values), size):
+            new = engine.run(values[i : i + size], n_valid[i : i + size])
+            self._head(new, None if ctx is None else ctx[i : i + size], out)
         return out
 
     def _process(self, batch: Sequence[_Submission]) -> None:
         started = time.perf_counter()
-        jobs = [j for sub in batch for j in sub.jobs]
+        works = [sub.work for sub in batch]
+        n_rows = sum(w.n_step_rows + w.n_sequence_rows for w in works)
         try:
-            results: list[tuple[F32, list[float]]] = []
-            for i in range(0, len(jobs), self.max_batch):
-                results.extend(self._compute(jobs[i : i + self.max_batch]))
+            steps, sequences = self._steps(works), self._sequences(works)
             self.stats.batches += 1
-            self.stats.jobs += len(jobs)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
+            self.stats.jobs += n_rows
+            self.stats.largest_batch = max(self.stats.largest_batch, n_rows)
             metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
-            metrics.INFERENCE_BATCH_SIZE.observe(len(jobs))
-        except Exception as exc:  # a bad job must not kill the thread: fail every job of the batch
+            metrics.INFERENCE_BATCH_SIZE.observe(n_rows)
+        except Exception as exc:  # a bad submission must not kill the thread: fail every one of the batch
             log.exception("inference batch failed")
             self.stats.errors += 1
             metrics.INFERENCE_ERRORS.inc()
@@ -695,12 +744,19 @@ class InferenceExecutor:
                 with contextlib.suppress(RuntimeError):  # its loop closed: nobody is waiting
                     sub.loop.call_soon_threadsafe(_fail, sub.future, exc)
             return
+        size = self._state_bytes
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        start = 0
+        s = q = 0  # next row of the steps' and of the sequences' results
         for sub in batch:
-            end = start + len(sub.jobs)
-            by_loop.setdefault(sub.loop, []).append((sub.future, results[start:end]))
-            start = end
+            n, m = sub.work.n_step_rows, sub.work.n_sequence_rows
+            result = EngineResult(
+                size,
+                steps.states[s * size : (s + n) * size] + sequences.states[q * size : (q + m) * size],
+                steps.probabilities[s : s + n] + sequences.probabilities[q : q + m],
+                steps.predicted[s : s + n] + sequences.predicted[q : q + m],
+            )
+            s, q = s + n, q + m
+            by_loop.setdefault(sub.loop, []).append((sub.future, result))
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a loop closed while we computed: nobody is waiting
                 loop.call_soon_threadsafe(_resolve, items)

@@ -22,7 +22,7 @@ can set a TTL policy on the prefix; the store never relies on a key's absence ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["PREFIX", "ObjectKeys", "StateField", "object_keys"]
 
@@ -51,23 +51,21 @@ class StateField:
     NOTIFY = "notify"
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectKeys:
-    """The keys of one object, all in the same cluster slot."""
+class ObjectKeys(NamedTuple):
+    """The keys of one object, all in the same cluster slot, in the order the Lua scripts expect them
+    (``KEYS[1..4]``). A tuple, built once per detection on the hot path."""
 
-    dets: str
-    order: str
     state: str
+    order: str
+    dets: str
     history: str
 
     def all(self) -> tuple[str, str, str, str]:
-        """Keys in the order the Lua scripts expect them (``KEYS[1..4]``)."""
-        return (self.state, self.order, self.dets, self.history)
+        """The keys as a plain tuple (``KEYS[1..4]``)."""
+        return tuple(self)  # type: ignore[return-value]
 
 
 def object_keys(object_id: str) -> ObjectKeys:
     """Keys of ``object_id`` (which must already be a validated identifier)."""
-    tag = f"{PREFIX}:{{o:{object_id}}}"
-    return ObjectKeys(
-        dets=f"{tag}:dets", order=f"{tag}:order", state=f"{tag}:state", history=f"{tag}:history"
-    )
+    tag = f"{PREFIX}:{{o:{object_id}}}:"
+    return ObjectKeys(tag + "state", tag + "order", tag + "dets", tag + "history")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
-from numpy.typing import NDArray
 
 from service.keys import StateField
 from service.store import STATE_FIELDS
@@ -31,6 +29,11 @@ class ContextRecord:
     gal_l_deg: float
     gal_b_deg: float
     host_sep_arcsec: float | None
+    #: ``to_json()`` serialised once: every commit of the object's state document embeds it.
+    fragment: orjson.Fragment = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fragment", orjson.Fragment(orjson.dumps(self.to_json())))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,7 +63,8 @@ class ObjectState:
 
     model_version: str
     ids: tuple[str, ...]
-    rnn: NDArray[np.float32]
+    #: Raw RNN states, float32 bytes (layer 1 then layer 2; LSTM: h and c per layer), as stored.
+    rnn: bytes
     t_first: float
     last_mjd: float
     context: ContextRecord | None
@@ -72,8 +76,8 @@ class ObjectState:
     revision: int = 0
     #: Webhook notification state (opaque to the classifier; see ``service.webhooks``).
     notify: str = ""
-    #: Normalised context vector, computed once per state and reused by every step.
-    context_vector: NDArray[np.float32] | None = field(default=None, repr=False)
+    #: Normalised context input (float32 bytes), computed once per state and reused by every step.
+    context_vector: bytes | None = field(default=None, repr=False)
 
     @property
     def n_used(self) -> int:
@@ -94,7 +98,7 @@ class ObjectState:
             "status": status,
             "mode": mode,
             "n_detections": n_detections,
-            "n_used": self.n_used,
+            "n_used": len(self.ids),
             "probabilities": self.probabilities,
             "predicted_class": self.predicted_class,
             "model_version": self.model_version,
@@ -102,33 +106,20 @@ class ObjectState:
             "updated_at": self.updated_at,
         }
 
-    def pairs(self) -> list[Any]:
-        """Field/value pairs for the state hash (the revision is bumped by the commit script)."""
-        doc = {
-            "t_first": self.t_first,
-            "last_mjd": self.last_mjd,
-            "context": None if self.context is None else self.context.to_json(),
-            "probabilities": self.probabilities,
-            "predicted_class": self.predicted_class,
-            "detection_id": self.detection_id,
-            "mjd": self.mjd,
-            "updated_at": self.updated_at,
-        }
-        out: list[Any] = [
-            StateField.MODEL_VERSION,
-            self.model_version,
-            StateField.IDS,
-            "\n".join(self.ids),
-            StateField.N_USED,
-            len(self.ids),
-            StateField.RNN,
-            np.asarray(self.rnn, dtype=np.float32).tobytes(),  # no copy when already float32
-            StateField.DOC,
-            orjson.dumps(doc),
-        ]
-        if self.notify:
-            out.extend((StateField.NOTIFY, self.notify))
-        return out
+    def document(self) -> bytes:
+        """The state hash's JSON document (the fields the scripts do not compare; see ``StateField.DOC``)."""
+        return orjson.dumps(
+            {
+                "t_first": self.t_first,
+                "last_mjd": self.last_mjd,
+                "context": None if self.context is None else self.context.fragment,
+                "probabilities": self.probabilities,
+                "predicted_class": self.predicted_class,
+                "detection_id": self.detection_id,
+                "mjd": self.mjd,
+                "updated_at": self.updated_at,
+            }
+        )
 
 
 def _s(raw: bytes | None) -> str:
@@ -149,7 +140,7 @@ def parse_state(raw: list[bytes | None] | None) -> ObjectState | None:
     return ObjectState(
         model_version=_s(get(StateField.MODEL_VERSION)),
         ids=tuple(ids.split("\n")) if ids else (),
-        rnn=np.frombuffer(get(StateField.RNN) or b"", dtype=np.float32),
+        rnn=get(StateField.RNN) or b"",
         t_first=float(doc.get("t_first", "nan")),
         last_mjd=float(doc.get("last_mjd", "nan")),
         context=None if ctx is None else ContextRecord.from_json(ctx),

@@ -100,18 +100,7 @@ def test_commit_conflict_undoes_the_insert(clean_redis: str, loaded_model: Any) 
         classifier = Classifier(store, loaded_model, executor)
         await classifier.classify(detection("OBJ_cas", 0, 58600.0))
         payload = encode_payload(58601.0, 18.0, 0.1, "L", None, None, None, 0.0)
-        wrong = CommitRequest(
-            keys,
-            "d999",
-            58601.0,
-            payload,
-            "classify",
-            "nope\nd999",
-            False,
-            loaded_model.version,
-            b'{"x":1',
-            ["model_version", loaded_model.version],
-        )
+        wrong = CommitRequest(keys, "d999", 58601.0, payload, "classify", "nope\nd999", 2, False, b'{"x":1')
         reply = await store.commit(wrong)
         prepared = await store.prepare(keys, "d000", 58600.0)
         executor.stop()

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.inference import InferenceExecutor, LoadedModel, load_model, sample_inputs, verify_engine
+from service.inference import (
+    EngineWork,
+    InferenceExecutor,
+    LoadedModel,
+    load_model,
+    sample_inputs,
+    verify_engine,
+)
 from tests.integration.conftest import build_tiny_artifact
 
 pytestmark = pytest.mark.slow
@@ -83,35 +90,48 @@ def test_executor_batches_concurrent_work(artifact: tuple[Path, LoadedModel]) ->
     _, loaded = artifact
     engine = loaded.engine
     values, n_valid, ctx = sample_inputs(loaded.metadata, n=30, seed=5)
-    use_ctx = ctx if engine.uses_context else np.zeros((30, 0), np.float32)
+    use_ctx = ctx if engine.uses_context else None
+    # row i: a full sequence (odd i) or one step from the state after n_valid[i] - 1 steps (even i)
+    prev = engine.run(values, n_valid - 1)
+    last = values[np.arange(30), n_valid - 1]
 
-    async def run() -> list[tuple[np.ndarray, np.ndarray]]:
-        executor = InferenceExecutor(engine, max_batch=8)  # fewer than the jobs: computed in chunks
+    def work(rows: list[int]) -> EngineWork:
+        steps = [i for i in rows if i % 2 == 0]
+        seqs = [i for i in rows if i % 2]
+        out = EngineWork()
+        if steps:
+            out.states, out.x = prev[steps], last[steps]
+            out.step_context = None if use_ctx is None else use_ctx[steps]
+        if seqs:
+            out.values, out.n_valid = values[seqs], n_valid[seqs]
+            out.sequence_context = None if use_ctx is None else use_ctx[seqs]
+        return out
+
+    parts = [list(range(20)), *([i] for i in range(20, 30))]
+
+    async def run() -> list[Any]:
+        executor = InferenceExecutor(engine, max_batch=8)  # fewer than the rows: computed in chunks
         executor.start()
         try:
-            jobs = []
-            for i in range(30):
-                c = use_ctx[i] if engine.uses_context else None
-                if i % 2:
-                    jobs.append(executor.sequence_job(values[i], int(n_valid[i]), c))
-                else:  # a step from the state after n-1 steps
-                    prev = engine.run(values[i][None], np.array([n_valid[i] - 1]))[0]
-                    jobs.append(executor.step_job(prev, values[i][n_valid[i] - 1], c))
-            # one submission of 20 mixed jobs, 10 of one job each and an empty one, all concurrent
-            futures = [executor.submit(jobs[:20]), *(executor.submit([j]) for j in jobs[20:])]
-            out = await asyncio.gather(*futures, executor.submit([]))
-            assert out[-1] == []
+            # one submission of 20 mixed rows, 10 of one row each and an empty one, all concurrent
+            futures = [executor.submit(work(rows)) for rows in parts]
+            out = await asyncio.gather(*futures, executor.submit(EngineWork()))
+            assert out[-1].probabilities == [] and out[-1].states == b""
             assert executor.stats.largest_batch > 1 and executor.stats.jobs == 30
-            return [result for part in out[:-1] for result in part]
+            return out[:-1]
         finally:
             executor.stop()
 
     results = asyncio.run(run())
     full = engine.run(values, n_valid)
-    probs = engine.probabilities(full, use_ctx if engine.uses_context else None)
-    for i, (state, p) in enumerate(results):
-        np.testing.assert_allclose(state, full[i], atol=1e-6)
-        np.testing.assert_allclose(p, probs[i], atol=1e-6)
+    probs = engine.probabilities(full, use_ctx)
+    for rows, result in zip(parts, results, strict=True):
+        order = [i for i in rows if i % 2 == 0] + [i for i in rows if i % 2]  # steps first, then sequences
+        for row, i in enumerate(order):
+            state = np.frombuffer(result.state(row), dtype=np.float32)
+            np.testing.assert_allclose(state, full[i], atol=1e-6)
+            np.testing.assert_allclose(result.probabilities[row], probs[i], atol=1e-6)
+            assert result.predicted[row] == int(np.argmax(probs[i]))
 
 
 def test_verified_engine_file_round_trip(artifact: tuple[Path, LoadedModel], tmp_path: Path) -> None:
