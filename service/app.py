@@ -185,6 +185,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
             if webhooks is not None:
                 await webhooks.stop()
             executor.stop()
+            await store.aclose()
             await client.aclose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)

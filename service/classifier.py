@@ -112,6 +112,10 @@ class _Work:
     attempts: int = 0
     #: Detections the object held when ``base`` was read (the commit then adds this one, unless refresh).
     n_before: int = 0
+    #: Not in the cache, with a position: committed as a new object without asking Redis first.
+    guessed_new: bool = False
+    #: Not in the cache, with a position (what prepare says of it teaches the guess).
+    missed: bool = False
 
     def stored(self) -> StoredDetection:
         d = self.det
@@ -182,6 +186,12 @@ class Classifier:
         #: (Shared by concurrent requests: whichever finishes last flushes what is left.)
         self._pending_hits = 0
         self._pending_classified: CounterType[tuple[str, str]] = CounterType()
+        #: Moving average of how often a cache miss (of a detection with a position) was a new object.
+        #: While it is at least 1/2, such detections are committed as new objects straight away (one
+        #: round trip instead of a ``prepare`` and a commit); a wrong guess costs a refused commit, then
+        #: the ``prepare``. Survey streams are mostly new objects among the misses; after a restart, or
+        #: with more active objects than the cache holds, mostly known ones, and the guess turns off.
+        self._new_on_miss = 1.0
 
     # ------------------------------------------------------------------------------------ public
 
@@ -242,6 +252,8 @@ class Classifier:
 
     @staticmethod
     def _waves(works: list[_Work]) -> list[list[_Work]]:
+        if len({w.det.object_id for w in works}) == len(works):
+            return [works] if works else []  # every object once (the usual batch): one wave
         seen: dict[str, int] = {}
         waves: list[list[_Work]] = []
         for w in works:
@@ -298,11 +310,17 @@ class Classifier:
 
     def _plan_from_cache(self, wave: list[_Work]) -> None:
         cache, n_steps, hits = self._cache, self.n_steps, 0
+        guess = self._new_on_miss >= 0.5
         for w in wave:
-            st = cache.get(w.det.object_id)
+            det = w.det
+            st = cache.get(det.object_id)
             if st is None:
+                if det.ra is not None and det.dec is not None:
+                    w.missed = True
+                    if guess:
+                        w.plan, w.guessed_new = "step", True
                 continue
-            mjd = w.det.mjd
+            mjd = det.mjd
             if mjd < st.last_mjd or (mjd == st.last_mjd and w.detection_id <= st.ids[-1]):
                 continue  # before the last input detection, or a replay of it: Redis decides
             w.base = st
@@ -314,11 +332,17 @@ class Classifier:
         self.stats["cache_hits"] += hits
         self._pending_hits += hits
 
+    def _learn_new_on_miss(self, was_new: bool) -> None:
+        self._new_on_miss += (float(was_new) - self._new_on_miss) / 32
+
     def _plan_from_prepare(self, w: _Work, reply: PrepareReply) -> None:
         st = parse_state(reply.state)
         w.base = st
         w.n_before = reply.n_detections
         kind = reply.kind
+        if w.missed:
+            w.missed = False
+            self._learn_new_on_miss(kind == "new")
         if kind == "duplicate":
             if reply.light_curve is None and st is not None:
                 self._remember(w.det.object_id, st)
@@ -555,6 +579,14 @@ class Classifier:
         """Record the outcome; ``True`` when the detection is done, ``False`` to recompute and retry."""
         oid = w.det.object_id
         kind = reply.kind
+        if w.guessed_new:
+            w.guessed_new = w.missed = False
+            self._learn_new_on_miss(kind == "ok")
+            if kind == "conflict":  # the object existed: ask Redis what it holds (not a lost race)
+                self.stats["conflicts"] += 1
+                metrics.COMMIT_CONFLICTS.inc()
+                w.plan, w.new_state = "prepare", None
+                return False
         if kind == "ok":
             st = w.new_state
             assert st is not None and reply.revision is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -60,19 +61,30 @@ log = logging.getLogger(__name__)
 F32 = NDArray[np.float32]
 
 
+# Activations work in place: every caller passes a temporary it owns (a fresh matrix product or a slice
+# of one), and on a small wave each allocation costs about as much as the arithmetic.
+
+
 def _sigmoid(x: F32) -> F32:
     # Keras 3 uses the exact logistic function (not the hard sigmoid): 1 / (1 + exp(-x)), with -x
-    # capped where exp would overflow float32 (the result there is 0 either way). Three in-place ufuncs:
-    # ~3.5x faster than scipy's expit on a wave's gate matrix here.
-    y = np.minimum(np.negative(x), 88.0)
-    np.exp(y, out=y)
-    y += 1.0
-    return np.reciprocal(y, out=y)
+    # capped where exp would overflow float32 (the result there is 0 either way). ~3.5x faster than
+    # scipy's expit on a wave's gate matrix here.
+    np.negative(x, out=x)
+    np.minimum(x, 88.0, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    return np.reciprocal(x, out=x)
+
+
+def _tanh(x: F32) -> F32:
+    return np.tanh(x, out=x)
 
 
 def _softmax(x: F32) -> F32:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
 
 
 def _linear(x: F32) -> F32:
@@ -80,12 +92,12 @@ def _linear(x: F32) -> F32:
 
 
 def _relu(x: F32) -> F32:
-    return np.maximum(x, 0.0)
+    return np.maximum(x, 0.0, out=x)
 
 
 _ACTIVATIONS: dict[str, Callable[[F32], F32]] = {
     "sigmoid": _sigmoid,
-    "tanh": np.tanh,
+    "tanh": _tanh,
     "relu": _relu,
     "linear": _linear,
     "softmax": _softmax,
@@ -122,24 +134,52 @@ class RecurrentCell:
     def state_size(self) -> int:
         return self.units * (2 if self.kind == "lstm" else 1)
 
-    def step(self, x: F32, state: F32) -> F32:
-        """Advance ``state`` ``(B, state_size)`` by inputs ``x`` ``(B, n_in)``; returns the new state."""
+    def with_input_affine(self, scale: F32, shift: F32) -> RecurrentCell:
+        """The same layer for inputs ``x`` where it used to get ``x * scale + shift`` (a batch norm
+        folded into the kernel and the input bias)."""
+        kernel = self.kernel.astype(np.float64)
+        return dataclasses.replace(
+            self,
+            kernel=_f32(scale.astype(np.float64)[:, None] * kernel),
+            bias_input=_f32(self.bias_input + shift.astype(np.float64) @ kernel),
+        )
+
+    def step(self, x: F32, state: F32, out: F32) -> None:
+        """Advance ``state`` ``(B, state_size)`` by inputs ``x`` ``(B, n_in)`` into ``out`` (same shape).
+
+        In-place numpy: a wave's step is ~25 numpy calls per layer pair, and their per-call cost, not
+        the arithmetic, is what a small wave pays.
+        """
         u = self.units
         if self.kind == "gru":
-            xm = x @ self.kernel + self.bias_input
-            hm = state @ self.recurrent + self.bias_recurrent
-            # update and reset gates in one call: per-call overhead dominates at small batch sizes
-            zr = self.recurrent_activation(xm[:, : 2 * u] + hm[:, : 2 * u])
+            xm = x @ self.kernel
+            xm += self.bias_input
+            hm = state @ self.recurrent
+            hm += self.bias_recurrent
+            zr = xm[:, : 2 * u]
+            zr += hm[:, : 2 * u]  # update and reset gates in one call
+            zr = self.recurrent_activation(zr)
             z, r = zr[:, :u], zr[:, u:]
-            hh = self.activation(xm[:, 2 * u :] + r * hm[:, 2 * u :])
-            return z * state + (1.0 - z) * hh
+            hh = xm[:, 2 * u :]
+            r *= hm[:, 2 * u :]
+            hh += r
+            hh = self.activation(hh)
+            # z * state + (1 - z) * hh, as hh + z * (state - hh)
+            np.subtract(state, hh, out=out)
+            out *= z
+            out += hh
+            return
         h, c = state[:, :u], state[:, u:]
-        zm = x @ self.kernel + h @ self.recurrent + self.bias_input
+        zm = x @ self.kernel
+        zm += h @ self.recurrent
+        zm += self.bias_input
         i = self.recurrent_activation(zm[:, :u])
         f = self.recurrent_activation(zm[:, u : 2 * u])
-        c_new = f * c + i * self.activation(zm[:, 2 * u : 3 * u])
+        c_new = out[:, u:]
+        np.multiply(f, c, out=c_new)
+        c_new += i * self.activation(zm[:, 2 * u : 3 * u])
         o = self.recurrent_activation(zm[:, 3 * u :])
-        return np.concatenate([o * self.activation(c_new), c_new], axis=1)
+        np.multiply(o, self.activation(c_new.copy()), out=out[:, :u])  # (activations work in place)
 
     def output(self, state: F32) -> F32:
         """The layer's output (``h``) from its state."""
@@ -168,7 +208,50 @@ class Dense:
         object.__setattr__(self, "activation", _ACTIVATIONS[self.activation_name])
 
     def __call__(self, x: F32) -> F32:
-        return self.activation(x @ self.kernel + self.bias)
+        y = x @ self.kernel
+        y += self.bias
+        return self.activation(y)
+
+    def with_input_affine(self, scale: F32, shift: F32, rows: int | None = None) -> Dense:
+        """The same layer where its first ``rows`` inputs (all: ``None``) used to be ``x * scale + shift``."""
+        kernel = self.kernel.astype(np.float64)
+        part = kernel[:rows] if rows is not None else kernel
+        folded = kernel.copy()
+        folded[: len(part)] = scale.astype(np.float64)[:, None] * part
+        return Dense(_f32(folded), _f32(self.bias + shift.astype(np.float64) @ part), self.activation_name)
+
+
+@dataclass(frozen=True)
+class _FusedLayers:
+    """What the engine computes with: every batch norm folded into the linear layer after it.
+
+    Batch norm in inference mode is an affine map, so ``(x * s + t) @ W + b`` is ``x @ (s W) + (t W + b)``;
+    folded once (in float64) at start-up, it costs nothing per step. The start-up check against Keras
+    runs on these layers.
+    """
+
+    cells: tuple[RecurrentCell, RecurrentCell]
+    #: Applied to the last RNN output before the head when the head does not start with a dense layer.
+    rnn_norm: BatchNorm | None
+    head: tuple[Dense | BatchNorm, ...]
+
+
+def _fuse(rnn: tuple[RecurrentCell, RecurrentCell], rnn_norm: tuple[BatchNorm, BatchNorm],
+          head: tuple[Dense | BatchNorm, ...]) -> _FusedLayers:
+    cells = (rnn[0], rnn[1].with_input_affine(rnn_norm[0].scale, rnn_norm[0].shift))
+    layers = list(head)
+    last_norm: BatchNorm | None = rnn_norm[1]
+    if layers and isinstance(layers[0], Dense):
+        layers[0] = layers[0].with_input_affine(last_norm.scale, last_norm.shift, rows=rnn[1].units)
+        last_norm = None
+    fused: list[Dense | BatchNorm] = []
+    for layer in layers:
+        if isinstance(layer, Dense) and fused and isinstance(fused[-1], BatchNorm):
+            norm = fused.pop()
+            assert isinstance(norm, BatchNorm)
+            layer = layer.with_input_affine(norm.scale, norm.shift)
+        fused.append(layer)
+    return _FusedLayers(cells, last_norm, tuple(fused))
 
 
 @dataclass(frozen=True)
@@ -185,6 +268,10 @@ class StepEngine:
     n_context: int
     kind: str = "numpy"
 
+    @functools.cached_property
+    def _fused(self) -> _FusedLayers:
+        return _fuse(self.rnn, self.rnn_norm, self.head)
+
     @property
     def state_size(self) -> int:
         return self.rnn[0].state_size + self.rnn[1].state_size
@@ -198,14 +285,14 @@ class StepEngine:
 
     def advance(self, state: F32, x: F32, active: NDArray[np.bool_] | None = None) -> F32:
         """One time step for ``B`` objects; rows where ``active`` is False keep their state (masking)."""
-        split = self.rnn[0].state_size
-        s1, s2 = state[:, :split], state[:, split:]
-        n1 = self.rnn[0].step(x, s1)
-        n2 = self.rnn[1].step(self.rnn_norm[0](self.rnn[0].output(n1)), s2)
-        new = np.concatenate([n1, n2], axis=1)
+        first, second = self._fused.cells
+        split = first.state_size
+        new = np.empty(state.shape, dtype=np.float32)
+        first.step(x, state[:, :split], new[:, :split])
+        second.step(first.output(new[:, :split]), state[:, split:], new[:, split:])
         if active is not None:
             new = np.where(active[:, None], new, state)
-        return new.astype(np.float32, copy=False)
+        return new
 
     def run(self, values: F32, n_valid: NDArray[np.int_]) -> F32:
         """States after the first ``n_valid[i]`` steps of ``values`` ``(B, T, F)``, from zero state."""
@@ -221,12 +308,15 @@ class StepEngine:
 
     def probabilities(self, state: F32, context: F32 | None) -> F32:
         """Class probabilities ``(B, n_classes)`` from states and (normalised) context ``(B, n_context)``."""
-        x = self.rnn_norm[1](self.last_rnn_output(state))
+        fused = self._fused
+        x = self.last_rnn_output(state)
+        if fused.rnn_norm is not None:
+            x = fused.rnn_norm(x)
         if self.uses_context:
             if context is None:
                 raise ValueError("context: this model needs a context input")
             x = np.concatenate([x, context], axis=1)
-        for layer in self.head:
+        for layer in fused.head:
             x = layer(x)
         return x.astype(np.float32, copy=False)
 

@@ -53,7 +53,7 @@ from redis import exceptions as redis_errors
 
 from service import metrics
 from service.keys import ObjectKeys, StateField
-from service.redis_packing import execute_pipelined
+from service.redis_packing import PipelineConnections
 
 __all__ = [
     "STATE_FIELDS",
@@ -324,7 +324,7 @@ def _light_curve(ids: Sequence[bytes], payloads: Sequence[bytes | None]) -> list
 class LuaScript:
     """A Lua script called by SHA, (re)loaded when the server does not know it (e.g. after a restart).
 
-    Calls go through :func:`~service.redis_packing.execute_pipelined`, many per round trip.
+    Calls go through :class:`~service.redis_packing.PipelineConnections`, many per round trip.
     """
 
     def __init__(self, source: str) -> None:
@@ -332,15 +332,17 @@ class LuaScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     async def many(
-        self, client: aioredis.Redis, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+        self, connections: PipelineConnections, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
     ) -> list[Any]:
         """Replies of many calls (``(keys, args)`` each) in one round trip."""
         commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args in calls]
-        replies = await execute_pipelined(client, commands)
+        replies = await connections.execute(commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, redis_errors.NoScriptError)]
         if missing:
-            await client.script_load(self.source)
-            retried = await execute_pipelined(client, [commands[i] for i in missing])
+            (loaded,) = await connections.execute([("SCRIPT", "LOAD", self.source)])
+            if isinstance(loaded, Exception):
+                raise loaded
+            retried = await connections.execute([commands[i] for i in missing])
             for i, r in zip(missing, retried, strict=True):
                 replies[i] = r
         for r in replies:
@@ -369,13 +371,13 @@ class ObjectScript(LuaScript):
         return keys, args
 
     async def run(
-        self, client: aioredis.Redis, objects: Sequence[tuple[Sequence[str], Sequence[Any]]]
+        self, connections: PipelineConnections, objects: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
         """One reply per object (``(keys, args)`` each), in order."""
         step = self.objects_per_call
         calls = [self._call(objects[i : i + step]) for i in range(0, len(objects), step)]
         out: list[Any] = []
-        for reply in await self.many(client, calls):
+        for reply in await self.many(connections, calls):
             out += reply
         return out
 
@@ -444,6 +446,8 @@ class RedisStateStore:
         objects_per_call: int = 128,
     ) -> None:
         self.client = client
+        #: The scripts' connections (the client's pool serves everything else).
+        self.connections = PipelineConnections(client)
         self.n_steps = n_steps
         self.model_version = model_version
         self._prepare = ObjectScript(PREPARE_BODY, n_steps, model_version, objects_per_call)
@@ -475,7 +479,7 @@ class RedisStateStore:
 
     async def prepare_many(self, items: Sequence[tuple[ObjectKeys, str, float]]) -> list[PrepareReply]:
         blocks = [(keys.all(), (detection_id, repr(float(mjd)))) for keys, detection_id, mjd in items]
-        raw = await self._guard(self._prepare.run(self.client, blocks))
+        raw = await self._guard(self._prepare.run(self.connections, blocks))
         return [self._prepare_reply(r) for r in raw]
 
     @staticmethod
@@ -491,7 +495,7 @@ class RedisStateStore:
         return (await self.commit_many([request]))[0]
 
     async def commit_many(self, requests: Sequence[CommitRequest]) -> list[CommitReply]:
-        raw = await self._guard(self._commit.run(self.client, [r.block() for r in requests]))
+        raw = await self._guard(self._commit.run(self.connections, [r.block() for r in requests]))
         return [self._commit_reply(r) for r in raw]
 
     async def read_object(
@@ -499,7 +503,7 @@ class RedisStateStore:
     ) -> tuple[list[bytes | None], list[StoredDetection], list[bytes]]:
         """One consistent snapshot: state fields, (optionally) all detections and the history rows."""
         args = [b"1" if light_curve else b"0", b"1" if history else b"0"]
-        (raw,) = await self._guard(self._read.many(self.client, [(keys.all(), args)]))
+        (raw,) = await self._guard(self._read.many(self.connections, [(keys.all(), args)]))
         return raw[0], _light_curve(raw[1], raw[2]), list(raw[3])
 
     async def object_exists(self, keys: Sequence[ObjectKeys]) -> list[bool]:
@@ -508,6 +512,10 @@ class RedisStateStore:
         for k in keys:
             pipe.exists(k.order)
         return [bool(x) for x in await self._guard(pipe.execute())]
+
+    async def aclose(self) -> None:
+        """Close the scripts' connections (the caller closes the client)."""
+        await self.connections.aclose()
 
     async def ping(self) -> bool:
         return bool(await self._guard(self.client.ping()))

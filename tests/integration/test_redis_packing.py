@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from service.redis_packing import execute_pipelined, use_hiredis_packing
+from service.redis_packing import PipelineConnections, use_hiredis_packing
 
 
 def _commands() -> list[tuple[object, ...]]:
@@ -34,7 +34,9 @@ def test_lean_pipeline_answers_like_redis_py_pipeline(clean_redis: str) -> None:
                 pipe.execute_command(*cmd)
             expected = await pipe.execute(raise_on_error=False)
             await plain.flushdb()
-            got = await execute_pipelined(packed, _commands())
+            connections = PipelineConnections(packed)
+            got = await connections.execute(_commands())
+            await connections.aclose()
         finally:
             await plain.aclose()
             await packed.aclose()
@@ -58,12 +60,14 @@ def test_lean_pipeline_answers_like_redis_py_pipeline(clean_redis: str) -> None:
 def test_lean_pipeline_replaces_a_connection_the_server_dropped(clean_redis: str) -> None:
     async def run() -> list[object]:
         client = use_hiredis_packing(aioredis.Redis.from_url(clean_redis))
+        connections = PipelineConnections(client)
         admin = aioredis.Redis.from_url(clean_redis)
         try:
-            await execute_pipelined(client, [("SET", "k", "1")])
+            await connections.execute([("SET", "k", "1")])
             await admin.client_kill_filter(_type="normal", skipme=True)  # drops the client's connection
-            return await execute_pipelined(client, [("INCR", "k"), ("GET", "k")])
+            return await connections.execute([("INCR", "k"), ("GET", "k")])
         finally:
+            await connections.aclose()
             await client.aclose()
             await admin.aclose()
 
@@ -76,9 +80,11 @@ def test_unpackable_arguments_are_a_data_error(clean_redis: str, bad: object) ->
 
     async def run() -> None:
         client = use_hiredis_packing(aioredis.Redis.from_url(clean_redis))
+        connections = PipelineConnections(client)
         try:
-            await execute_pipelined(client, [("SET", "k", bad)])
+            await connections.execute([("SET", "k", bad)])
         finally:
+            await connections.aclose()
             await client.aclose()
 
     with pytest.raises(DataError):
