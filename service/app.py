@@ -37,7 +37,6 @@ from service.embedded_redis import EmbeddedRedis
 from service.galaxies import load_galaxy_catalog
 from service.inference import InferenceExecutor, LoadedModel, load_model, load_verified_engine
 from service.metrics import MODEL_INFO
-from service.redis_packing import use_hiredis_packing
 from service.settings import Settings, load_settings
 from service.store import RedisStateStore
 
@@ -55,7 +54,7 @@ Redis, so a detection arriving in time order costs one RNN step. Every response 
 
 def redis_client(url: str, settings: Settings) -> aioredis.Redis:
     """A client whose failures surface fast (then 503), and which reconnects by itself after a restart."""
-    client = aioredis.Redis.from_url(
+    return aioredis.Redis.from_url(
         url,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
@@ -63,7 +62,6 @@ def redis_client(url: str, settings: Settings) -> aioredis.Redis:
         health_check_interval=0,
         decode_responses=False,
     )
-    return use_hiredis_packing(client)
 
 
 def dispatcher_client(url: str, settings: Settings) -> aioredis.Redis:

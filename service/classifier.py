@@ -67,7 +67,7 @@ class CommitExtension(Protocol):
     ``plan`` gets the object's previous committed state (``None`` for a new object; its ``notify``
     field is the stored notification state, its ``revision`` the stored revision), the state about to
     be committed, and the number of detections the object will hold after the commit; it returns the
-    extra script arguments (``ARGV[extra_at..]`` of the commit hook), the extra keys (``KEYS[5..]``) and
+    extra script arguments (``ARGV[extra_at..]`` of the commit hook), the extra keys (``KEYS[key_at..]``) and
     the new notification state to store with the update. The Lua run at the hook is given to
     :class:`~service.store.RedisStateStore` as ``commit_extension``.
 
@@ -436,12 +436,15 @@ class Classifier:
         if new:
             for w, ctx in zip(new, self._contexts_for([w.stored() for w in new]), strict=True):
                 w.new_state = self._new_state(w, (w.detection_id,), w.det.mjd, w.det.mjd, ctx)
+        version = self.version
         for w in works:
             base = w.base
             if base is not None:
-                state = self._new_state(w, (*base.ids, w.detection_id), base.t_first, w.det.mjd, base.context)
-                state.context_vector = base.context_vector
-                w.new_state = state
+                did, mjd = w.detection_id, w.det.mjd
+                w.new_state = ObjectState(
+                    version, (*base.ids, did), f"{base.ids_text}\n{did}", b"", base.t_first, mjd,
+                    base.context, {}, "", did, mjd, "", context_vector=base.context_vector, keys=base.keys,
+                )
             w.mode = "incremental"
         zero = self._zero_state
         rnn = b"".join([zero if w.base is None else w.base.rnn for w in works])
@@ -519,6 +522,7 @@ class Classifier:
         return ObjectState(
             self.version,
             ids,
+            "\n".join(ids),
             b"",
             t_first,
             last_mjd,
@@ -534,11 +538,14 @@ class Classifier:
 
     def _commit_request(self, w: _Work) -> CommitRequest:
         det = w.det
-        keys = object_keys(det.object_id)
         has_position = det.ra is not None and det.dec is not None
         st = w.new_state
         if w.plan == "store" or st is None:
+            keys = object_keys(det.object_id)
             return CommitRequest(keys, w.detection_id, det.mjd, w.payload(), "store", "", 0, has_position)
+        keys = st.keys
+        if keys is None:
+            keys = st.keys = object_keys(det.object_id)
         row = orjson.dumps(
             {
                 "detection_id": st.detection_id,
@@ -558,7 +565,7 @@ class Classifier:
             det.mjd,
             b"" if refresh else w.payload(),
             "step" if w.plan == "step" else "classify",
-            "\n".join(st.ids),
+            st.ids_text,
             len(st.ids),
             has_position,
             row,

@@ -1,12 +1,14 @@
-"""redis-py asyncio connections that build commands with hiredis' C packer.
+"""The hot path's Redis transport: commands packed in one join, sent on the store's own connections.
 
-redis-py's asyncio connections pack commands in Python (its synchronous ones use hiredis when it is
-installed). A pipelined batch commit sends ~100 ``EVALSHA`` calls of ~25 arguments each, and packing
-them was a quarter of the service's CPU in ``POST /classify/batch`` (~80 us a command in Python, ~2.5 us
-in hiredis). The packed bytes are the same RESP; only who builds them changes. Argument handling follows
-redis-py's own hiredis packer (``redis.connection.HiredisRespSerializer``): a first argument with spaces
-is split into words, ``bytearray``/``memoryview`` become ``bytes``, anything hiredis cannot pack is a
-``DataError``.
+:func:`pack_commands` builds the RESP bytes of a batch of commands in Python, one ``bytes`` join for
+the batch. The service's script calls carry mostly large binary arguments (RNN states, JSON
+documents), and for those hiredis' C packer, which redis-py's synchronous client uses, was the slower
+one here: a wave's commit call took ~13 us per object to pack with it and ~9 us with this join, and the
+rest of the wave ran faster too (fewer large temporary buffers). The packed bytes are the same RESP
+(a test compares the replies with redis-py's own pipeline). Argument handling follows redis-py: a first
+argument with spaces is split into words (``"SCRIPT LOAD"``), ``str`` is UTF-8, ``int`` and ``float``
+are written in decimal (``repr`` for floats), ``bytearray``/``memoryview`` are bytes; anything else is
+a ``DataError``.
 
 :class:`PipelineConnections` sends such a batch and reads its replies without redis-py's per-command
 pipeline bookkeeping (a command-stack entry, response callbacks and a timeout context per reply) or its
@@ -19,64 +21,56 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 
-__all__ = ["PipelineConnections", "use_hiredis_packing"]
+__all__ = ["PipelineConnections", "pack_commands"]
 
 
-def _pack(args: tuple[Any, ...]) -> bytes:
+def _encode(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):  # redis-py refuses booleans too: True is not "1"
+        raise DataError(f"invalid argument {value!r}: convert booleans to bytes, str or int first")
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(value).encode()
+    raise DataError(f"invalid argument of type {type(value).__name__}: expected bytes, str, int or float")
+
+
+def _pack_into(out: list[bytes], args: Sequence[Any]) -> None:
     first = args[0]
-    if isinstance(first, str):
-        if " " in first:
-            args = (*first.encode().split(), *args[1:])
-    elif b" " in first:
+    if (" " if isinstance(first, str) else b" ") in first:  # "SCRIPT LOAD": two words
         args = (*first.split(), *args[1:])
-    try:
-        return bytes(hiredis.pack_command(args))
-    except TypeError:
-        fixed = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
-        try:
-            return bytes(hiredis.pack_command(fixed))
-        except TypeError as exc:
-            raise DataError(str(exc)) from None
+    append = out.append
+    append(b"*%d\r\n" % len(args))
+    for arg in args:
+        kind = type(arg)
+        # the common types first, inline: this loop runs for every argument of a wave's commit
+        if kind is bytes:
+            value = arg
+        elif kind is str:
+            value = arg.encode()
+        elif kind is int:
+            value = b"%d" % arg
+        else:
+            value = _encode(arg)
+        append(b"$%d\r\n" % len(value))
+        append(value)
+        append(b"\r\n")
 
 
-class _HiredisPacking:
-    def pack_command(self, *args: Any) -> list[bytes]:
-        return [_pack(args)]
-
-    def pack_commands(self, commands: Any) -> list[bytes]:
-        return [b"".join([_pack(tuple(cmd)) for cmd in commands])]
-
-
-class HiredisConnection(_HiredisPacking, Connection):
-    pass
-
-
-class HiredisSSLConnection(_HiredisPacking, SSLConnection):
-    pass
-
-
-class HiredisUnixDomainSocketConnection(_HiredisPacking, UnixDomainSocketConnection):
-    pass
-
-
-_PACKED: dict[type, type] = {
-    Connection: HiredisConnection,
-    SSLConnection: HiredisSSLConnection,
-    UnixDomainSocketConnection: HiredisUnixDomainSocketConnection,
-}
-
-
-def use_hiredis_packing(client: aioredis.Redis) -> aioredis.Redis:
-    """Make ``client``'s pool create hiredis-packing connections (call before its first command)."""
-    pool = client.connection_pool
-    pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
-    return client
+def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:
+    """The RESP encoding of ``commands``, back to back (what a pipeline writes)."""
+    out: list[bytes] = []
+    for command in commands:
+        _pack_into(out, command)
+    return b"".join(out)
 
 
 class PipelineConnections:
@@ -113,7 +107,7 @@ class PipelineConnections:
             conn = self._idle.pop() if self._idle else self._connection_class(**self._kwargs)
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                    await conn.send_packed_command(pack_commands(commands), check_health=False)
                     replies: list[Any] = []
                     for _ in commands:
                         try:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from service.keys import StateField
+from service.keys import ObjectKeys, StateField
 from service.store import STATE_FIELDS
 
 __all__ = ["ContextRecord", "ObjectState", "parse_state"]
@@ -63,6 +63,8 @@ class ObjectState:
 
     model_version: str
     ids: tuple[str, ...]
+    #: ``ids`` newline-joined, as stored (a step appends to it instead of joining up to 30 ids again).
+    ids_text: str
     #: Raw RNN states, float32 bytes (layer 1 then layer 2; LSTM: h and c per layer), as stored.
     rnn: bytes
     t_first: float
@@ -78,6 +80,8 @@ class ObjectState:
     notify: str = ""
     #: Normalised context input (float32 bytes), computed once per state and reused by every step.
     context_vector: bytes | None = field(default=None, repr=False)
+    #: The object's Redis keys, built once and handed on from state to state.
+    keys: ObjectKeys | None = field(default=None, repr=False)
 
     @property
     def n_used(self) -> int:
@@ -140,6 +144,7 @@ def parse_state(raw: list[bytes | None] | None) -> ObjectState | None:
     return ObjectState(
         model_version=_s(get(StateField.MODEL_VERSION)),
         ids=tuple(ids.split("\n")) if ids else (),
+        ids_text=ids,
         rnn=get(StateField.RNN) or b"",
         t_first=float(doc.get("t_first", "nan")),
         last_mjd=float(doc.get("last_mjd", "nan")),

@@ -85,25 +85,35 @@ _FIELD_LIST = ", ".join(f"'{f}'" for f in STATE_FIELDS)
 _MV = STATE_FIELDS.index(StateField.MODEL_VERSION) + 1  # Lua is 1-based
 _N_USED = STATE_FIELDS.index(StateField.N_USED) + 1
 
-#: Runs the per-object body (a Lua function of that object's ``KEYS`` and ``ARGV``) once per block.
-#: Call arguments: ``ARGV = n_steps, model_version, n_objects, then per object: n_keys, n_args, args``;
-#: ``KEYS`` = every object's keys in the same order. Inside the body ``N_STEPS`` and ``MODEL_VERSION``
-#: are the call's, and ``KEYS``/``ARGV`` are the object's own (so a body reads like a one-object script).
+#: Runs the per-object body once per object block. Call arguments: ``ARGV = n_steps, model_version,
+#: n_objects, then per object: n_keys, n_args, args``; ``KEYS`` = every object's keys in the same
+#: order. The body is a function of ``k`` and ``a``, where that object's keys and arguments start in
+#: ``KEYS`` and ``ARGV`` (it copies them into locals: no table per object); ``N_STEPS`` and
+#: ``MODEL_VERSION`` are the call's. Helpers: ``state(state_key)`` (the fields of
+#: :data:`STATE_FIELDS`), ``first_n(order_key, dets_key, n)`` (ids and payloads of the first ``n``
+#: detections in time order) and ``bytes_lt(x, y)`` (byte-wise ``<``: Lua's own follows the locale).
 _MANY_OBJECTS = """
 local N_STEPS, MODEL_VERSION = tonumber(ARGV[1]), ARGV[2]
-local function object(KEYS, ARGV)
-  local function state() return redis.call('HMGET', KEYS[1], {fields}) end
-  local function first_n(n)
-    local ids = redis.call('ZRANGE', KEYS[2], 0, n - 1)
-    if #ids == 0 then return {{ids, {{}}}} end
-    return {{ids, redis.call('HMGET', KEYS[3], unpack(ids))}}
+local function state(state_key) return redis.call('HMGET', state_key, {fields}) end
+local function first_n(order_key, dets_key, n)
+  local ids = redis.call('ZRANGE', order_key, 0, n - 1)
+  if #ids == 0 then return {{ids, {{}}}} end
+  return {{ids, redis.call('HMGET', dets_key, unpack(ids))}}
+end
+local function bytes_lt(x, y)
+  for i = 1, math.min(#x, #y) do
+    local p, q = string.byte(x, i), string.byte(y, i)
+    if p ~= q then return p < q end
   end
+  return #x < #y
+end
+local function object(k, a)
 {body}
 end
 local out, k, a = {{}}, 1, 4
 for i = 1, tonumber(ARGV[3]) do
   local n_keys, n_args = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  out[i] = object({{unpack(KEYS, k, k + n_keys - 1)}}, {{unpack(ARGV, a + 2, a + 1 + n_args)}})
+  out[i] = object(k, a + 2)
   k, a = k + n_keys, a + 2 + n_args
 end
 return out
@@ -116,102 +126,99 @@ def many_objects(body: str) -> str:
 
 
 PREPARE_BODY = f"""
--- KEYS: state, order, dets, history. ARGV: detection_id, mjd
-local id = ARGV[1]
-local n = redis.call('ZCARD', KEYS[2])
-local st = state()
+-- keys: state, order, dets, history; args: detection_id, mjd
+local state_key, order_key, dets_key = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+local id, mjd = ARGV[a], ARGV[a + 1]
+local n = redis.call('ZCARD', order_key)
+local st = state(state_key)
 local current = st[{_MV}] == MODEL_VERSION
-if redis.call('HEXISTS', KEYS[3], id) == 1 then
+if redis.call('HEXISTS', dets_key, id) == 1 then
   if current then return {{'duplicate', n, st}} end
-  local lc = first_n(N_STEPS)
+  local lc = first_n(order_key, dets_key, N_STEPS)
   return {{'duplicate', n, st, lc[1], lc[2]}}
 end
 if n == 0 then return {{'new', 0, st}} end
-local function bytes_lt(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
-local rank = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[2])
+local rank = redis.call('ZCOUNT', order_key, '-inf', '(' .. mjd)
 if rank < N_STEPS then
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', order_key, mjd, mjd)) do
     if bytes_lt(m, id) then rank = rank + 1 end
   end
 end
 if current and rank >= N_STEPS then return {{'beyond', n, st}} end
 if current and rank == n and tonumber(st[{_N_USED}]) == n then return {{'step', n, st}} end
-local lc = first_n(N_STEPS)
+local lc = first_n(order_key, dets_key, N_STEPS)
 return {{'recompute', n, st, lc[1], lc[2]}}
 """
 
 #: Marks the place in the commit script where same-step extra writes (e.g. an outbox XADD) go: after
 #: every check has passed and the state is written, before the object's reply. Lua inserted there sees
-#: ``n`` (detections stored), ``revision`` (the new revision), ``n_extra`` and ``extra_at`` (the extra
-#: arguments are ``ARGV[extra_at .. extra_at + n_extra - 1]``) and ``KEYS[5..]`` (extra keys), all the
-#: object's own.
+#: the object's ``n`` (detections stored), ``revision`` (the new revision), ``n_extra`` and
+#: ``extra_at`` (its extra arguments are ``ARGV[extra_at .. extra_at + n_extra - 1]``) and ``key_at``
+#: (its extra keys are ``KEYS[key_at ..]``).
 COMMIT_HOOK = "-- @after-commit"
 
 _COMMIT_BODY = f"""
--- KEYS: state, order, dets, history[, extra keys...]
--- ARGV: 1 detection_id ('' = refresh only), 2 mjd, 3 payload, 4 mode ('classify'|'step'|'store'),
---       5 first n_steps ids after insertion, newline-joined (what the classification was computed
---       from; stored as its ids), 6 how many ids 5 holds, 7 has_position ('1'|'0'), 8 history row
---       without its closing brace ('' = no row), 9 expected current revision ('' = any; required by
---       'step'), 10 expected number of detections after insertion ('' = any), 11 RNN state, 12 state
---       document, 13 notify state ('' = not written), 14 number of extra args E, 15..14+E extra args
-local id, mode, n_used = ARGV[1], ARGV[4], tonumber(ARGV[6])
-local n_extra, extra_at = tonumber(ARGV[14]), 15
+-- keys: state, order, dets, history[, extra keys...]
+-- args: detection_id ('' = refresh only), mjd, payload, mode ('classify'|'step'|'store'), ids (the
+--   first n_steps ids after insertion, newline-joined: what the classification was computed from;
+--   stored as its ids), n_used (how many ids), has_position ('1'|'0'), row (history row without its
+--   closing brace; '' = none), expected revision ('' = any; required by 'step'), expected count of
+--   detections after insertion ('' = any), RNN state, state document, notify state ('' = not
+--   written), n_extra E, then E extra args (for the hook)
+local state_key, order_key, dets_key, history_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+local id, mjd, payload, mode, ids, n_used, has_position, row, expected_revision, expected_count, rnn, doc,
+  notify, n_extra = unpack(ARGV, a, a + 13)
+local key_at, extra_at = k + 4, a + 14
+n_used, n_extra = tonumber(n_used), tonumber(n_extra)
 if id ~= '' then
-  if ARGV[7] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then
-    return {{'no_position', 0, state()}}
+  if has_position ~= '1' and redis.call('EXISTS', order_key) == 0 then
+    return {{'no_position', 0, state(state_key)}}
   end
-  if redis.call('HSETNX', KEYS[3], id, ARGV[3]) == 0 then
-    return {{'duplicate', redis.call('ZCARD', KEYS[2]), state()}}
+  if redis.call('HSETNX', dets_key, id, payload) == 0 then
+    return {{'duplicate', redis.call('ZCARD', order_key), state(state_key)}}
   end
-  redis.call('ZADD', KEYS[2], ARGV[2], id)
+  redis.call('ZADD', order_key, mjd, id)
 end
 local ok
 if mode == 'store' then
-  ok = redis.call('ZRANK', KEYS[2], id) >= N_STEPS
-  ok = ok and redis.call('HGET', KEYS[1], '{StateField.MODEL_VERSION}') == MODEL_VERSION
+  ok = redis.call('ZRANK', order_key, id) >= N_STEPS
+  ok = ok and redis.call('HGET', state_key, '{StateField.MODEL_VERSION}') == MODEL_VERSION
 else
-  local revision_ok = ARGV[9] == ''
-    or tonumber(redis.call('HGET', KEYS[1], '{StateField.REVISION}') or '0') == tonumber(ARGV[9])
+  local revision_ok = expected_revision == ''
+    or tonumber(redis.call('HGET', state_key, '{StateField.REVISION}') or '0') == tonumber(expected_revision)
   if mode == 'step' then
     -- an unchanged revision means an unchanged input (module docstring): the new id must come last
-    ok = revision_ok and redis.call('ZRANK', KEYS[2], id) == n_used - 1
+    ok = revision_ok and redis.call('ZRANK', order_key, id) == n_used - 1
   else
-    ok = revision_ok and table.concat(redis.call('ZRANGE', KEYS[2], 0, N_STEPS - 1), '\\n') == ARGV[5]
+    ok = revision_ok and table.concat(redis.call('ZRANGE', order_key, 0, N_STEPS - 1), '\\n') == ids
   end
-  if ok and ARGV[10] ~= '' then ok = redis.call('ZCARD', KEYS[2]) == tonumber(ARGV[10]) end
+  if ok and expected_count ~= '' then ok = redis.call('ZCARD', order_key) == tonumber(expected_count) end
 end
 if not ok then
   if id ~= '' then
-    redis.call('HDEL', KEYS[3], id)
-    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', dets_key, id)
+    redis.call('ZREM', order_key, id)
   end
-  local lc = first_n(N_STEPS)
-  return {{'conflict', redis.call('ZCARD', KEYS[2]), state(), lc[1], lc[2]}}
+  local lc = first_n(order_key, dets_key, N_STEPS)
+  return {{'conflict', redis.call('ZCARD', order_key), state(state_key), lc[1], lc[2]}}
 end
-local n = redis.call('ZCARD', KEYS[2])
-if mode == 'store' then return {{'stored', n, state()}} end
-if id == '' and redis.call('HGET', KEYS[1], '{StateField.IDS}') == ARGV[5]
-    and redis.call('HGET', KEYS[1], '{StateField.MODEL_VERSION}') == MODEL_VERSION then
-  return {{'unchanged', n, state()}}
+local n = redis.call('ZCARD', order_key)
+if mode == 'store' then return {{'stored', n, state(state_key)}} end
+if id == '' and redis.call('HGET', state_key, '{StateField.IDS}') == ids
+    and redis.call('HGET', state_key, '{StateField.MODEL_VERSION}') == MODEL_VERSION then
+  return {{'unchanged', n, state(state_key)}}
 end
-if ARGV[13] ~= '' then
-  redis.call('HSET', KEYS[1], '{StateField.MODEL_VERSION}', MODEL_VERSION, '{StateField.IDS}', ARGV[5],
-    '{StateField.N_USED}', n_used, '{StateField.RNN}', ARGV[11], '{StateField.DOC}', ARGV[12],
-    '{StateField.NOTIFY}', ARGV[13])
+if notify ~= '' then
+  redis.call('HSET', state_key, '{StateField.MODEL_VERSION}', MODEL_VERSION, '{StateField.IDS}', ids,
+    '{StateField.N_USED}', n_used, '{StateField.RNN}', rnn, '{StateField.DOC}', doc,
+    '{StateField.NOTIFY}', notify)
 else
-  redis.call('HSET', KEYS[1], '{StateField.MODEL_VERSION}', MODEL_VERSION, '{StateField.IDS}', ARGV[5],
-    '{StateField.N_USED}', n_used, '{StateField.RNN}', ARGV[11], '{StateField.DOC}', ARGV[12])
+  redis.call('HSET', state_key, '{StateField.MODEL_VERSION}', MODEL_VERSION, '{StateField.IDS}', ids,
+    '{StateField.N_USED}', n_used, '{StateField.RNN}', rnn, '{StateField.DOC}', doc)
 end
-local revision = redis.call('HINCRBY', KEYS[1], '{StateField.REVISION}', 1)
-if ARGV[8] ~= '' then
-  redis.call('RPUSH', KEYS[4], ARGV[8] .. ',"n_detections":' .. n .. ',"revision":' .. revision .. '}}')
+local revision = redis.call('HINCRBY', state_key, '{StateField.REVISION}', 1)
+if row ~= '' then
+  redis.call('RPUSH', history_key, row .. ',"n_detections":' .. n .. ',"revision":' .. revision .. '}}')
 end
 {COMMIT_HOOK}
 return {{'ok', n, revision}}

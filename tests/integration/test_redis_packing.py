@@ -1,4 +1,4 @@
-"""``service.redis_packing``: hiredis-packed commands and the lean pipeline, against a real Redis."""
+"""``service.redis_packing``: commands packed in Python and the lean pipeline, against a real Redis."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from service.redis_packing import PipelineConnections, use_hiredis_packing
+from service.redis_packing import PipelineConnections, pack_commands
 
 
 def _commands() -> list[tuple[object, ...]]:
@@ -27,19 +27,19 @@ def _commands() -> list[tuple[object, ...]]:
 def test_lean_pipeline_answers_like_redis_py_pipeline(clean_redis: str) -> None:
     async def run() -> tuple[list[object], list[object]]:
         plain = aioredis.Redis.from_url(clean_redis)
-        packed = use_hiredis_packing(aioredis.Redis.from_url(clean_redis))
+        client = aioredis.Redis.from_url(clean_redis)
         try:
             pipe = plain.pipeline(transaction=False)
             for cmd in _commands():
                 pipe.execute_command(*cmd)
             expected = await pipe.execute(raise_on_error=False)
             await plain.flushdb()
-            connections = PipelineConnections(packed)
+            connections = PipelineConnections(client)
             got = await connections.execute(_commands())
             await connections.aclose()
         finally:
             await plain.aclose()
-            await packed.aclose()
+            await client.aclose()
         return expected, got
 
     expected, got = asyncio.run(run())
@@ -59,7 +59,7 @@ def test_lean_pipeline_answers_like_redis_py_pipeline(clean_redis: str) -> None:
 
 def test_lean_pipeline_replaces_a_connection_the_server_dropped(clean_redis: str) -> None:
     async def run() -> list[object]:
-        client = use_hiredis_packing(aioredis.Redis.from_url(clean_redis))
+        client = aioredis.Redis.from_url(clean_redis)
         connections = PipelineConnections(client)
         admin = aioredis.Redis.from_url(clean_redis)
         try:
@@ -74,12 +74,20 @@ def test_lean_pipeline_replaces_a_connection_the_server_dropped(clean_redis: str
     assert asyncio.run(run()) == [2, b"2"]
 
 
-@pytest.mark.parametrize("bad", [object(), [1, 2]])
+def test_packing_matches_redis_py() -> None:
+    import redis
+
+    reference = redis.Connection()  # packs without connecting
+    for cmd in [*_commands(), ("SCRIPT LOAD", "return 1"), ("SET", "k", 2.5), ("SET", "k", b"x" * 70_000)]:
+        assert pack_commands([cmd]) == b"".join(reference.pack_command(*cmd)), cmd
+
+
+@pytest.mark.parametrize("bad", [object(), [1, 2], True])
 def test_unpackable_arguments_are_a_data_error(clean_redis: str, bad: object) -> None:
     from redis.exceptions import DataError
 
     async def run() -> None:
-        client = use_hiredis_packing(aioredis.Redis.from_url(clean_redis))
+        client = aioredis.Redis.from_url(clean_redis)
         connections = PipelineConnections(client)
         try:
             await connections.execute([("SET", "k", bad)])

@@ -147,7 +147,7 @@ class _RecordingExtension:
     """A commit extension like the webhook outbox: one stream entry per commit, plus a notify state."""
 
     lua = (
-        "redis.call('XADD', KEYS[5], '*', 'object', ARGV[extra_at], 'revision', revision, 'n', n, "
+        "redis.call('XADD', KEYS[key_at], '*', 'object', ARGV[extra_at], 'revision', revision, 'n', n, "
         "'planned_n', ARGV[extra_at + 1])"
     )
 
