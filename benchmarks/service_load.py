@@ -466,14 +466,37 @@ class CpuMeter:
         return sum(self._cpu(p) for p in procs), self._cpu(self.redis)
 
     def measure(self, detections_of: Any, fn: Any) -> dict[str, Any]:
-        """Run ``fn()``; add service and Redis CPU microseconds per detection to its result."""
+        """Run ``fn()``; add service and Redis CPU microseconds per detection to its result, and the
+        share of the box's CPU time the hypervisor gave to other guests meanwhile (steal)."""
         s0, r0 = self.snapshot()
+        t0 = _cpu_ticks()
         out = fn()
+        t1 = _cpu_ticks()
         s1, r1 = self.snapshot()
         n = max(1, detections_of(out))
         out["service_cpu_us_per_detection"] = round(1e6 * (s1 - s0) / n, 1)
         out["redis_cpu_us_per_detection"] = round(1e6 * (r1 - r0) / n, 1)
+        out["steal_percent"] = round(100 * (t1[1] - t0[1]) / max(1, t1[0] - t0[0]), 1)
         return out
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """All CPU ticks of the box so far, and the stolen ones (``/proc/stat``; zeros where absent)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields), fields[7] if len(fields) > 7 else 0
+
+
+def box_speed_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop: how fast this VM runs right now (it drifts by
+    +-25 % here from minute to minute, so phases and runs are compared with it in view)."""
+    start = time.process_time()
+    total = 0
+    for i in range(3_000_000):
+        total += i * 2
+    return round(1000 * (time.process_time() - start))
 
 
 def load_average() -> list[float]:
@@ -618,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
             "phase_seconds": args.duration,
         },
         "load_average_before": {},
+        "box_speed_ms_before": {},
     }
     try:
         wait_ready(f"http://127.0.0.1:{port}", serve)
@@ -627,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("phase 1: single detections, concurrency 32", flush=True)
         results["load_average_before"]["single_c32"] = load_average()
+        results["box_speed_ms_before"]["single_c32"] = box_speed_ms()
         if shutil.which("wrk"):
             results["single_c32"] = meter.measure(
                 lambda r: r["requests"], lambda: run_wrk(port, "wrk", 32, args.duration, work)
@@ -640,12 +665,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print("phase 2: single detections, open loop 500 req/s", flush=True)
         results["load_average_before"]["single_500rps"] = load_average()
+        results["box_speed_ms_before"]["single_500rps"] = box_speed_ms()
         results["single_500rps"] = meter.measure(
             lambda r: r["requests"], lambda: run_client("open", port=port, rate=500, duration=args.duration)
         )
 
         print("phase 3: batches of 100", flush=True)
         results["load_average_before"]["batch_100"] = load_average()
+        results["box_speed_ms_before"]["batch_100"] = box_speed_ms()
         results["batch_100"] = meter.measure(
             lambda r: 100 * r["requests"],
             lambda: run_client(
@@ -655,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("phase 4: 2nd vs 30th detection", flush=True)
         results["load_average_before"]["nth"] = load_average()
+        results["box_speed_ms_before"]["nth"] = box_speed_ms()
         # Alternate the two cases (2nd, 30th, 2nd, 30th, ...) and take medians, so that a change in
         # the box's background load during the phase does not masquerade as a cost difference.
         rounds: dict[str, list[dict[str, Any]]] = {"second": [], "thirtieth": []}
@@ -733,7 +761,8 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
 
 def _cpu(phase: dict[str, Any]) -> str:
     svc, rds = phase["service_cpu_us_per_detection"], phase["redis_cpu_us_per_detection"]
-    return f"{svc:.0f} + {rds:.0f} us"
+    steal = phase.get("steal_percent")
+    return f"{svc:.0f} + {rds:.0f} us" + ("" if steal is None else f" (steal {steal:.0f} %)")
 
 
 def write_markdown(r: dict[str, Any]) -> None:
@@ -754,7 +783,10 @@ def write_markdown(r: dict[str, Any]) -> None:
         f"Model: `{r['model']['version']}` ({r['model']['note']}). Redis: {r['setup']['redis']}. "
         f"{r['setup']['phase_seconds']:.0f} s per phase. Load average (1 min) before each phase: "
         + ", ".join(f"{k} {v[0]}" for k, v in r["load_average_before"].items())
-        + " (above ~1 means other jobs shared the cores during the run).",
+        + " (above ~1 means other jobs shared the cores during the run). Box speed before each phase "
+        "(CPU ms of a fixed 3M-iteration Python loop; lower is faster): "
+        + ", ".join(f"{k} {v}" for k, v in r.get("box_speed_ms_before", {}).items())
+        + ".",
         "",
         "CPU per detection = the service's processes + Redis, measured from their CPU time, so it does not "
         "depend on other load on the box; 2 cores / that cost bounds the throughput of an idle box.",

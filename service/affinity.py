@@ -149,7 +149,8 @@ class _PeerClient:
             reader, writer = await asyncio.open_unix_connection(str(self.path))
         try:
             writer.write(_frame(body))
-            reply = await asyncio.wait_for(_read_frame(reader), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # (wait_for would run the read in a new task)
+                reply = await _read_frame(reader)
         except BaseException:
             writer.close()
             raise

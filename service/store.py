@@ -159,16 +159,18 @@ COMMIT_HOOK = "-- @after-commit"
 
 _COMMIT_BODY = f"""
 -- keys: state, order, dets, history[, extra keys...]
--- args: detection_id ('' = refresh only), mjd, payload, mode ('classify'|'step'|'store'), ids (the
---   first n_steps ids after insertion, newline-joined: what the classification was computed from;
---   stored as its ids), n_used (how many ids), has_position ('1'|'0'), row (history row without its
---   closing brace; '' = none), expected revision ('' = any; required by 'step'), expected count of
---   detections after insertion ('' = any), RNN state, state document, notify state ('' = not
---   written), n_extra E, then E extra args (for the hook)
+-- args: 1 head: the small arguments, space-separated (one argument instead of eight: each costs the
+--   caller and the server more than this match): detection_id ('' = refresh only), mjd, mode
+--   ('classify'|'step'|'store'), n_used (how many ids), has_position ('1'|'0'), expected revision
+--   ('' = any; required by 'step'), expected count of detections after insertion ('' = any), n_extra E;
+--   2 ids (the first n_steps ids after insertion, newline-joined: what the classification was computed
+--   from; stored as its ids), 3 payload, 4 row (history row without its closing brace; '' = none),
+--   5 RNN state, 6 state document, 7 notify state ('' = not written), then E extra args (for the hook)
 local state_key, order_key, dets_key, history_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-local id, mjd, payload, mode, ids, n_used, has_position, row, expected_revision, expected_count, rnn, doc,
-  notify, n_extra = unpack(ARGV, a, a + 13)
-local key_at, extra_at = k + 4, a + 14
+local id, mjd, mode, n_used, has_position, expected_revision, expected_count, n_extra =
+  string.match(ARGV[a], '^(%S*) (%S*) (%S*) (%S*) (%S*) (%S*) (%S*) (%S*)$')
+local ids, payload, row, rnn, doc, notify = unpack(ARGV, a + 1, a + 6)
+local key_at, extra_at = k + 4, a + 7
 n_used, n_extra = tonumber(n_used), tonumber(n_extra)
 if id ~= '' then
   if has_position ~= '1' and redis.call('EXISTS', order_key) == 0 then
@@ -419,23 +421,14 @@ class CommitRequest:
         keys: Sequence[str] = self.keys
         if self.extra_keys:
             keys = (*keys, *self.extra_keys)
-        return keys, [
-            self.detection_id,
-            repr(float(self.mjd)),
-            self.payload,
-            self.mode,
-            self.ids,
-            self.n_used,
-            b"1" if self.has_position else b"0",
-            self.history_prefix,
-            b"" if self.expected_revision is None else self.expected_revision,
-            b"" if self.expected_count is None else self.expected_count,
-            self.rnn,
-            self.doc,
-            self.notify,
-            len(self.extra_args),
-            *self.extra_args,
-        ]
+        revision = "" if self.expected_revision is None else self.expected_revision
+        count = "" if self.expected_count is None else self.expected_count
+        head = (
+            f"{self.detection_id} {float(self.mjd)!r} {self.mode} {self.n_used} {int(self.has_position)}"
+            f" {revision} {count} {len(self.extra_args)}"
+        )
+        return keys, [head, self.ids, self.payload, self.history_prefix, self.rnn, self.doc, self.notify,
+                      *self.extra_args]
 
 
 class RedisStateStore:
