@@ -589,7 +589,7 @@ class Classifier:
         if w.guessed_new:
             w.guessed_new = w.missed = False
             self._learn_new_on_miss(kind == "ok")
-            if kind == "conflict":  # the object existed: ask Redis what it holds (not a lost race)
+            if kind == "conflict":  # the object existed (counted as a conflict): ask Redis what it holds
                 self.stats["conflicts"] += 1
                 metrics.COMMIT_CONFLICTS.inc()
                 w.plan, w.new_state = "prepare", None

@@ -802,32 +802,20 @@ class InferenceExecutor:
         out.probabilities += probs.tolist()
         out.predicted += probs.argmax(axis=1).tolist()
 
-    def _steps(self, works: Sequence[EngineWork]) -> _Rows:
+    def _rows(self, parts: list[tuple[Any, Any, Any]], compute: Callable[[Any, Any], F32]) -> _Rows:
+        """Rows of many submissions of one kind, ``compute(a, b)`` in chunks of ``max_batch``; ``parts``
+        are each submission's ``(a, b, context)`` (steps: states, inputs; sequences: padded values,
+        lengths)."""
         out = _Rows()
-        parts = [w for w in works if w.n_step_rows]
         if not parts:
             return out
-        engine, size = self.engine, self.max_batch
-        states = _stack([w.states for w in parts])
-        x = _stack([w.x for w in parts])
-        ctx = _stack([w.step_context for w in parts]) if engine.uses_context else None
-        for i in range(0, len(states), size):
-            new = engine.advance(states[i : i + size], x[i : i + size])
-            self._head(new, None if ctx is None else ctx[i : i + size], out)
-        return out
-
-    def _sequences(self, works: Sequence[EngineWork]) -> _Rows:
-        out = _Rows()
-        parts = [w for w in works if w.n_sequence_rows]
-        if not parts:
-            return out
-        engine, size = self.engine, self.max_batch
-        values = _stack([w.values for w in parts])
-        n_valid = _stack([w.n_valid for w in parts])
-        ctx = _stack([w.sequence_context for w in parts]) if engine.uses_context else None
-        for i in range(0, len(values), size):
-            new = engine.run(values[i : i + size], n_valid[i : i + size])
-            self._head(new, None if ctx is None else ctx[i : i + size], out)
+        first, second, contexts = zip(*parts, strict=True)
+        a, b = _stack(list(first)), _stack(list(second))
+        ctx = _stack(list(contexts)) if self.engine.uses_context else None
+        size = self.max_batch
+        for i in range(0, len(a), size):
+            rows = slice(i, i + size)
+            self._head(compute(a[rows], b[rows]), None if ctx is None else ctx[rows], out)
         return out
 
     def _process(self, batch: Sequence[_Submission]) -> None:
@@ -835,7 +823,13 @@ class InferenceExecutor:
         works = [sub.work for sub in batch]
         n_rows = sum(w.n_step_rows + w.n_sequence_rows for w in works)
         try:
-            steps, sequences = self._steps(works), self._sequences(works)
+            steps = self._rows(
+                [(w.states, w.x, w.step_context) for w in works if w.n_step_rows], self.engine.advance
+            )
+            sequences = self._rows(
+                [(w.values, w.n_valid, w.sequence_context) for w in works if w.n_sequence_rows],
+                self.engine.run,
+            )
             self.stats.batches += 1
             self.stats.jobs += n_rows
             self.stats.largest_batch = max(self.stats.largest_batch, n_rows)

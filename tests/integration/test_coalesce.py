@@ -98,3 +98,28 @@ def test_redis_down_fails_every_waiting_request(loaded_model: Any) -> None:
 
     outcomes = asyncio.run(_with_router(dead, loaded_model, together))
     assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+
+
+def test_concurrent_batches_share_calls_and_a_refused_batch_fails_alone(
+    clean_redis: str, loaded_model: Any
+) -> None:
+    """The worker's merger puts concurrent batches into one classifier call; a batch that would create
+    an object without position is refused whole, before anything is written, and only that batch."""
+    batches = [[_det(f"GOTO_b{j}_{k}", 0) for k in range(4)] for j in range(3)]
+    bad = [_det("GOTO_bad_ok", 0), _det("GOTO_bad_nopos", 0, pos=False)]
+
+    async def together(router: ObjectRouter) -> Any:
+        calls = [router.classify_many(b) for b in (batches[0], bad, batches[1], batches[2])]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        return outcomes, dict(router.local.stats)
+
+    outcomes, stats = asyncio.run(_with_router(clean_redis, loaded_model, together))
+    assert isinstance(outcomes[1], MissingPosition) and outcomes[1].index == 1  # named within its batch
+    for batch, results in zip(batches, [outcomes[0], outcomes[2], outcomes[3]], strict=True):
+        assert [r["object_id"] for r in results] == [d.object_id for d in batch]
+        assert all(r["status"] == "classified" for r in results)
+    assert stats["calls"] < 4  # merged: fewer classifier calls than requests
+    sync = redis.Redis.from_url(clean_redis)
+    assert not sync.exists(object_keys("GOTO_bad_ok").order)  # nothing of the refused batch stored
+    assert all(sync.zcard(object_keys(d.object_id).order) == 1 for b in batches for d in b)
+    sync.close()

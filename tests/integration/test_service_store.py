@@ -229,3 +229,122 @@ def test_new_model_version_recomputes_stored_objects(
     stored = np.frombuffer(sync.hget(object_keys("OBJ_v").state, "rnn"), np.float32)
     sync.close()
     np.testing.assert_allclose(stored, state[0], atol=1e-5)
+
+
+def _expected_state(loaded_model: Any, mjds: list[float], idx: list[int]) -> np.ndarray:
+    x = sequence_input(
+        mjds,
+        [18.0 + (i % 7) * 0.2 for i in idx],
+        [0.05 + (i % 3) * 0.02 for i in idx],
+        loaded_model.metadata.sequence,
+    )
+    return loaded_model.engine.run(x.values[None], np.array([x.n_valid]))[0]
+
+
+def test_a_worker_without_the_state_guesses_new_then_asks_redis(clean_redis: str, loaded_model: Any) -> None:
+    """A cache miss is committed as a new object; for a known object that commit is refused, the
+    detection is planned from Redis (prepare) and the result equals the recompute. Misses that keep
+    being known objects turn the guess off (straight to prepare)."""
+
+    async def scenario() -> tuple[list[dict[str, Any]], dict[str, int], dict[str, int], float]:
+        client = aioredis.Redis.from_url(clean_redis)
+        executor = InferenceExecutor(loaded_model.engine)
+        executor.start()
+        try:
+
+            def worker() -> Classifier:
+                return Classifier(RedisStateStore(client, 30, loaded_model.version), loaded_model, executor)
+
+            first, restarted = worker(), worker()  # restarted: an empty cache, as after a restart
+            for k in range(40):
+                for i in range(3):
+                    await first.classify(detection(f"OBJ_g{k}", i, 58600.0 + i))
+            results = [await restarted.classify(detection(f"OBJ_g{k}", 3, 58603.0)) for k in range(40)]
+            return results, dict(first.stats), dict(restarted.stats), restarted._new_on_miss
+        finally:
+            executor.stop()
+            await client.aclose()
+
+    results, first, restarted, new_on_miss = asyncio.run(scenario())
+    assert first["prepares"] == 0 and first["conflicts"] == 0  # new objects: one round trip each
+    assert all(r["status"] == "classified" and r["n_detections"] == 4 for r in results)
+    assert all(r["mode"] == "incremental" for r in results)  # planned from the stored state: one step
+    # the first misses were guessed new and refused; then the guess turned off: prepare only
+    assert 0 < restarted["conflicts"] < 40 and restarted["prepares"] == 40
+    assert new_on_miss < 0.5
+    sync = redis.Redis.from_url(clean_redis)
+    state = sync.hget(object_keys("OBJ_g7").state, "rnn")
+    sync.close()
+    expected = _expected_state(loaded_model, [58600.0 + i for i in range(4)], list(range(4)))
+    np.testing.assert_allclose(np.frombuffer(state, np.float32), expected, atol=1e-5)
+
+
+def _step_request(keys: Any, did: str, mjd: float, ids: list[str], revision: int) -> CommitRequest:
+    payload = encode_payload(mjd, 18.0, 0.1, "L", None, None, None, 0.0)
+    return CommitRequest(keys, did, mjd, payload, "step", "\n".join(ids), len(ids), False, b'{"x":1',
+                         b"\x00" * 8, b"{}", expected_revision=revision)
+
+
+def test_step_commits_check_the_revision_and_the_place_of_the_detection(
+    clean_redis: str, loaded_model: Any
+) -> None:
+    """One script call for several objects: each object's step commit succeeds or conflicts on its own."""
+
+    async def scenario() -> list[Any]:
+        client = aioredis.Redis.from_url(clean_redis)
+        executor = InferenceExecutor(loaded_model.engine)
+        executor.start()
+        classifier = Classifier(RedisStateStore(client, 30, loaded_model.version), loaded_model, executor)
+        for oid in ("OBJ_s1", "OBJ_s2", "OBJ_s3"):
+            for i in range(2):
+                await classifier.classify(detection(oid, i, 58600.0 + i))  # revision 2, ids d000 d001
+        executor.stop()
+        store = RedisStateStore(client, 30, loaded_model.version)
+        replies = await store.commit_many([
+            _step_request(object_keys("OBJ_s1"), "d002", 58602.0, ["d000", "d001", "d002"], 2),  # ok
+            _step_request(object_keys("OBJ_s2"), "d002", 58602.0, ["d000", "d001", "d002"], 1),  # stale
+            _step_request(object_keys("OBJ_s3"), "d00x", 58600.5, ["d000", "d001", "d00x"], 2),  # not last
+        ])
+        await store.aclose()
+        await client.aclose()
+        return replies
+
+    replies = asyncio.run(scenario())
+    assert [r.kind for r in replies] == ["ok", "conflict", "conflict"]
+    assert replies[0].revision == 3 and replies[0].n_detections == 3
+    assert [d.detection_id for d in replies[1].light_curve] == ["d000", "d001"]  # the insert was undone
+    sync = redis.Redis.from_url(clean_redis)
+    assert sync.zcard(object_keys("OBJ_s2").order) == 2 and sync.zcard(object_keys("OBJ_s3").order) == 2
+    assert sync.hget(object_keys("OBJ_s1").state, "ids") == b"d000\nd001\nd002"
+    sync.close()
+
+
+@pytest.mark.parametrize("objects_per_call", [1, 128])
+def test_one_object_per_script_call_gives_the_same_state(
+    clean_redis: str, loaded_model: Any, objects_per_call: int
+) -> None:
+    """``objects_per_call=1`` (each call within one cluster slot) and many objects per call agree."""
+    rng = random.Random(11)
+    objects = {f"OBJ_c{k}": sorted(58600 + rng.uniform(0, 50) for _ in range(5)) for k in range(6)}
+
+    async def scenario() -> list[dict[str, Any]]:
+        client = aioredis.Redis.from_url(clean_redis)
+        executor = InferenceExecutor(loaded_model.engine)
+        executor.start()
+        store = RedisStateStore(client, 30, loaded_model.version, objects_per_call=objects_per_call)
+        classifier = Classifier(store, loaded_model, executor)
+        out = []
+        for i in range(5):  # one batch per round: every object's i-th detection
+            out += await classifier.classify_many([detection(o, i, m[i]) for o, m in objects.items()])
+        executor.stop()
+        await store.aclose()
+        await client.aclose()
+        return out
+
+    results = asyncio.run(scenario())
+    assert [r["status"] for r in results] == ["classified"] * 30
+    sync = redis.Redis.from_url(clean_redis)
+    for oid, mjds in objects.items():
+        state = np.frombuffer(sync.hget(object_keys(oid).state, "rnn"), np.float32)
+        np.testing.assert_allclose(state, _expected_state(loaded_model, mjds, list(range(5))), atol=1e-5)
+    sync.close()
