@@ -202,7 +202,6 @@ def evaluate(args: argparse.Namespace) -> int:
             validation=data.part("validation") if split_mode == "test" else None,
             class_names=metadata.class_names,
             use_context=metadata.context.enabled,
-            mask_value=metadata.sequence.mask_value,
             thresholds=metadata.thresholds,
             describe=describe,
             history=history,

@@ -19,7 +19,7 @@ from keras import layers
 
 from lightcurve.metadata import LayerNames, SequenceSpec
 
-__all__ = ["LAYER_NAMES", "ModelConfig", "build_model"]
+__all__ = ["LAYER_NAMES", "ModelConfig", "build_model", "with_time_axis"]
 
 #: Names given to the layers the service needs for incremental inference.
 LAYER_NAMES = LayerNames(
@@ -88,3 +88,23 @@ def build_model(config: ModelConfig) -> keras.Model:
                      kernel_regularizer=_regulariser(config, dense_2), name=dense_2)(x)
     probs = layers.Dense(config.n_classes, activation="softmax", name=output)(x)
     return keras.Model(inputs=inputs, outputs=probs, name=f"goto_{config.rnn_type}")
+
+
+def with_time_axis(model: keras.Model, n_steps: int | None) -> keras.Model:
+    """The same network and weights with its time-series input ``n_steps`` long (``None``: any length).
+
+    Training and bucketed prediction run batches cut to their longest light curve, so they use the
+    variable-length twin; the exported artifact keeps the paper's fixed 30-step input.
+    """
+    config = model.get_config()
+    changed = False
+    for layer in config["layers"]:
+        shape = layer["config"].get("batch_shape")
+        if layer["class_name"] == "InputLayer" and shape is not None and len(shape) == 3:
+            changed = changed or shape[1] != n_steps
+            layer["config"]["batch_shape"] = [shape[0], n_steps, shape[2]]
+    if not changed:
+        return model
+    twin = model.__class__.from_config(config)
+    twin.set_weights(model.get_weights())
+    return twin

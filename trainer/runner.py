@@ -130,7 +130,6 @@ def train_and_export(
         validation=data.part("validation"),
         class_names=data.class_names,
         use_context=use_ctx,
-        mask_value=data.sequence_spec.mask_value,
         thresholds={c: 0.7 for c in data.class_names},
         describe=describe_model(config, outcome, version),
         history=outcome.history,
