@@ -25,6 +25,18 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="trainer.simulator:simulate_command")
 
 
+def _add_adapter_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("survey adapter (lightcurve.adapters; recorded in the output)")
+    g.add_argument("--bands", default=None,
+                   help="comma-separated filters to keep, merged in time order (e.g. ztf_r or ztf_g,ztf_r)")
+    g.add_argument("--start-column", default=None,
+                   help="objects-table column with an MJD; earlier detections are dropped (e.g. disc_mjd)")
+    g.add_argument("--start-offset-days", type=float, default=0.0,
+                   help="added to --start-column (e.g. -30 keeps a month before discovery)")
+    g.add_argument("--bin", choices=["none", "visit", "night"], default="none",
+                   help="combine the detections of one visit (< 1.5 h apart) or one night (< 0.5 d)")
+
+
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="directory with detections/objects/galaxies tables")
     p.add_argument("--seed", type=int, default=42)
@@ -37,6 +49,15 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tsne-points", type=int, default=None,
                    help="t-SNE subsample (default 2000; --fast: 200)")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    p.add_argument("--batching", choices=["bucketed", "padded"], default="bucketed",
+                   help="batches of similar length cut to their longest light curve (default; same "
+                   "math) or random batches of 30 padded steps")
+    p.add_argument("--early-stop-patience", type=int, default=0,
+                   help="stop after this many epochs without a validation-AUC gain (default 0: never, "
+                   "as the paper)")
+    p.add_argument("--early-stop-min-delta", type=float, default=0.0,
+                   help="smallest validation-AUC gain that counts as one (default 0)")
+    _add_adapter_args(p)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -83,6 +104,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="model or grid runs directories to compare with (same data and seed)")
     p.add_argument("--tsne-points", type=int, default=None, help="t-SNE subsample (default 2000)")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    _add_adapter_args(p)
     p.set_defaults(handler="trainer.commands:evaluate")
 
 

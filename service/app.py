@@ -12,9 +12,8 @@ over the ~10^6 objects TensorFlow leaves behind were the largest source of tail 
 generation is then collected every 20,000 net allocations instead of 700: a wave of 100 detections
 holds ~2,000 short-lived containers at once, so at 700 the collector ran several times a wave and found
 nothing to free (~4 % of the classifier's CPU in a batch benchmark; one collection of 20,000 objects
-takes ~2 ms here).
+takes ~1 ms here).
 """
-
 
 from __future__ import annotations
 
@@ -27,8 +26,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from lightcurve.context import galactic_lb
 from service.affinity import Affinity

@@ -53,7 +53,7 @@ class StateField:
 
 class ObjectKeys(NamedTuple):
     """The keys of one object, all in the same cluster slot, in the order the Lua scripts expect them
-    (``KEYS[1..4]``). A tuple, built once per detection on the hot path."""
+    (``KEYS[1..4]``). A tuple: cheap to build, and a worker's cached state keeps its object's keys."""
 
     state: str
     order: str

@@ -98,3 +98,6 @@ def configure_logging(level: str = "info", json_lines: bool = False, stream: IO[
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every webhook delivery at info ("HTTP Request: POST ..."); the dispatcher logs what
+    # matters about deliveries itself (failures, retries, dead letters), so only debug shows httpx's.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level.lower() == "debug" else logging.WARNING)

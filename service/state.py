@@ -87,11 +87,6 @@ class ObjectState:
     def n_used(self) -> int:
         return len(self.ids)
 
-    @property
-    def last_key(self) -> tuple[float, str]:
-        """(mjd, detection_id) of the last detection in the model's input."""
-        return (self.last_mjd, self.ids[-1])
-
     def result(
         self, object_id: str, detection_id: str, n_detections: int, status: str, mode: str
     ) -> dict[str, Any]:

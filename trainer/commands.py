@@ -48,8 +48,33 @@ def _tsne_points(args: argparse.Namespace) -> int:
     return FAST_TSNE_POINTS if getattr(args, "fast", False) else 2000
 
 
+def adapter_from_args(args: argparse.Namespace) -> Any:
+    """The survey adapter of ``--bands``, ``--start-column``, ``--start-offset-days`` and ``--bin``."""
+    from lightcurve.adapters import SurveyAdapter
+
+    bands = getattr(args, "bands", None)
+    return SurveyAdapter(
+        bands=tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None,
+        start_column=getattr(args, "start_column", None),
+        start_offset_days=getattr(args, "start_offset_days", 0.0) or 0.0,
+        binning=getattr(args, "bin", "none") or "none",
+    )
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from trainer.adapt import adapt_tables
+    from trainer.data import load_tables
+
+    _say(f"loading {args.data}")
+    adapter = adapter_from_args(args)
+    tables = adapt_tables(load_tables(args.data), adapter)
+    if not adapter.is_identity:
+        _say(f"adapter: {adapter.describe()}")
+    return tables
+
+
 def _prepare(args: argparse.Namespace) -> Any:
-    from trainer.data import CLASS_NAMES, load_tables
+    from trainer.data import CLASS_NAMES
     from trainer.dataset import DataOptions, prepare_training_data
 
     options = DataOptions(
@@ -57,8 +82,7 @@ def _prepare(args: argparse.Namespace) -> Any:
         normalise=not getattr(args, "no_normalise", False),
         dummy_host_sep_arcsec=getattr(args, "dummy_host_sep", 100.0),
     )
-    _say(f"loading {args.data}")
-    tables = load_tables(args.data)
+    tables = _load(args)
     _say(f"building inputs for {len(tables.objects)} objects ({len(tables.detections)} detections)")
     return prepare_training_data(tables, options, CLASS_NAMES)
 
@@ -80,6 +104,14 @@ def _load_compared(paths: list[str] | None) -> list[dict[str, Any]]:
                 f"--compare {raw}: neither a model directory (metrics.json) nor a grid runs directory"
             )
     return out
+
+
+def _schedule(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "batching": getattr(args, "batching", "bucketed"),
+        "early_stop_patience": getattr(args, "early_stop_patience", 0) or 0,
+        "early_stop_min_delta": getattr(args, "early_stop_min_delta", 0.0) or 0.0,
+    }
 
 
 def _model_config(args: argparse.Namespace) -> Any:
@@ -107,6 +139,7 @@ def train(args: argparse.Namespace) -> int:
             epochs=_epochs(args),
             seed=args.seed,
             export_weights=getattr(args, "export_weights", "final"),
+            **_schedule(args),
         )
         compared = _load_compared(getattr(args, "compare", None))
         data = _prepare(args)
@@ -137,7 +170,7 @@ def grid(args: argparse.Namespace) -> int:
         from trainer.grid import paper_grid, run_grid, select_runs, summarise_grid
         from trainer.training import TrainConfig
 
-        base = TrainConfig(epochs=_epochs(args), seed=args.seed)
+        base = TrainConfig(epochs=_epochs(args), seed=args.seed, **_schedule(args))
         units = (FAST_UNITS, FAST_UNITS) if args.fast else None
         runs = select_runs(paper_grid(base, reduced=getattr(args, "reduced", False), units=units), args.only)
         _say(f"grid: {len(runs)} runs in {args.out}")
@@ -158,7 +191,6 @@ def evaluate(args: argparse.Namespace) -> int:
         import keras
 
         from lightcurve.metadata import load_metadata
-        from trainer.data import load_tables
         from trainer.dataset import prepare_for_artifact
         from trainer.evaluation import evaluate_model
         from trainer.export import MODEL_FILE, SPLIT_FILE, atomic_directory, write_json
@@ -170,6 +202,12 @@ def evaluate(args: argparse.Namespace) -> int:
         metadata = load_metadata(model_dir)
         model = keras.models.load_model(model_dir / MODEL_FILE, compile=False)
         split_mode = getattr(args, "split", "test")
+        foreign = split_mode == "all" or not adapter_from_args(args).is_identity
+        if foreign and args.out is None:
+            raise ValueError(
+                "--split all or an adapter scores other data than the model's test split: give --out "
+                "REPORT_DIR (the model directory's own metrics.json and report stay those of its test split)"
+            )
         split_record = None
         if split_mode == "test":
             split_path = model_dir / SPLIT_FILE
@@ -177,7 +215,7 @@ def evaluate(args: argparse.Namespace) -> int:
                 raise ValueError(f"{split_path}: missing; evaluate with --split all to score every object")
             split_record = json.loads(split_path.read_text())
         compared = _load_compared(getattr(args, "compare", None))
-        tables = load_tables(args.data)
+        tables = _load(args)
         data = prepare_for_artifact(
             tables, metadata.sequence, metadata.context, metadata.class_names, split_record
         )
@@ -210,7 +248,15 @@ def evaluate(args: argparse.Namespace) -> int:
             log=_say,
         )
         metrics["split"] = data.split_record() if split_mode == "test" else {"mode": "all objects"}
-        metrics["data"] = data.provenance
+        metrics["evaluated_set_name"] = "test split" if split_mode == "test" else "all objects"
+        metrics["evaluated_data"] = {
+            "path": str(args.data),
+            "split": split_mode,
+            "split_description": "the model's stored test split"
+            if split_mode == "test"
+            else "every object of the set",
+            "provenance": data.provenance,
+        }
         if compared:
             metrics = attach_comparison(metrics, compared)
         meta_dict = metadata.model_dump(mode="json")

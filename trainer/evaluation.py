@@ -252,7 +252,8 @@ def evaluate_model(
     metrics: dict[str, Any] = {
         "model": describe,
         "class_names": list(class_names),
-        "auc_definition": "Hand & Till (2001): sklearn roc_auc_score(multi_class='ovo', average='macro')",
+        "auc_definition": "Hand & Till (2001) over the classes present (trainer.auc; with all three, "
+        "sklearn roc_auc_score(multi_class='ovo', average='macro'))",
         "test": classification_metrics(test.labels, probs, class_names, thresholds),
     }
     if validation is not None and len(validation):
@@ -442,6 +443,9 @@ def compare_models(entries: Sequence[dict[str, Any]], majority: str = "VS") -> d
                         "f1_macro": {"ce": ce["test"]["f1_macro"], weighted: w["test"]["f1_macro"]},
                     },
                     "paper": paper_weighted[rnn],
+                    "rule": f"reproduced if the weighted model's AUC is higher by >= {AUC_TIE} and its mean "
+                    f"minority recall by >= {RECALL_TIE}; not reproduced if either is lower by more; "
+                    "else inconclusive",
                     "reproduced": _verdict(_direction(d_auc, AUC_TIE), _direction(d_rec, RECALL_TIE)),
                 }
             )
@@ -460,6 +464,7 @@ def compare_models(entries: Sequence[dict[str, Any]], majority: str = "VS") -> d
                     "cross-entropy (paper 5.2)",
                     "values": {"auc": {"wce": _auc(wce), "focal": _auc(focal)}},
                     "paper": "test AUC 0.968 -> 0.972 (GRU), 0.967 -> 0.966 (LSTM): differences of <= 0.004",
+                    "rule": f"reproduced unless the focal AUC is below the WCE AUC by more than {AUC_TIE}",
                     "reproduced": None if direction is None else direction >= 0,
                 }
             )
@@ -481,6 +486,8 @@ def compare_models(entries: Sequence[dict[str, Any]], majority: str = "VS") -> d
                     "recall": {"context": ctx["test"]["recall"], "no_context": nc["test"]["recall"]},
                 },
                 "paper": "test AUC 0.972 vs 0.909; at one observation 0.84 vs 0.717",
+                "rule": f"reproduced if the AUC with context is higher by >= {AUC_TIE}; not reproduced if "
+                "lower by more; else inconclusive",
                 "reproduced": _verdict(_direction(_auc(ctx) - _auc(nc), AUC_TIE)),
             }
         )
@@ -502,6 +509,9 @@ def compare_models(entries: Sequence[dict[str, Any]], majority: str = "VS") -> d
                     "best_auc": {"ce": best_auc_ce, "weighted": best_auc_w},
                 },
                 "paper": "test F1 0.794-0.806 (CE) vs 0.442-0.486 (weighted); AUC 0.937-0.948 vs 0.966-0.972",
+                "rule": f"reproduced if CE's best macro F1 is higher by >= {RECALL_TIE} and the weighted "
+                f"models' best AUC is higher by >= {AUC_TIE}; not reproduced if either goes the other way "
+                "by more; else inconclusive",
                 "reproduced": _verdict(
                     _direction(best_f1_ce - best_f1_w, RECALL_TIE),
                     _direction(best_auc_w - best_auc_ce, AUC_TIE),

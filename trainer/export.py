@@ -115,7 +115,20 @@ def departures_from_paper(
         f'Host distances beyond {context["max_host_sep_arcsec"]:g}" or without a catalogue match '
         f"are set to {context['dummy_host_sep_arcsec']:g}\" (the paper's 'dummy value' is not given)."
     )
-    if training.get("epochs_completed") != 200:
+    if training.get("batching", "bucketed") == "bucketed":
+        items.append(
+            "Batches hold light curves of similar length, cut to the longest (trainer.batching): the "
+            "same loss and gradients per batch as 30 padded steps, but batches are random draws among "
+            "objects of about the same length rather than among all objects (the paper's batching is "
+            "not stated beyond its size of 128)."
+        )
+    if training.get("stopped_early_at_epoch"):
+        items.append(
+            f"Stopped early after epoch {training['stopped_early_at_epoch']} (no validation-AUC gain for "
+            f"{training.get('early_stop_patience')} epochs); the paper trains 200 epochs without early "
+            "stopping."
+        )
+    elif training.get("epochs_completed") != 200:
         items.append(f"Trained for {training.get('epochs_completed')} epochs (paper: 200).")
     if training.get("export_weights") == "best_val_auc":
         items.append(

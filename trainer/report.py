@@ -241,13 +241,14 @@ def _model_section(metrics: dict, figures: dict[str, str]) -> list[str]:
         f"weights of epoch {m.get('exported_epoch', '?')} exported.",
         "",
         _table(
-            ["set", "objects", "AUC (Hand & Till)", "macro F1", "accuracy"]
+            ["set", "objects", "AUC", "AUC over", "macro F1", "accuracy"]
             + [f"recall {c}" for c in classes],
             [
                 [
                     "validation",
                     val.get("n_objects"),
                     val.get("auc"),
+                    "+".join(val.get("classes_present", classes)),
                     val.get("f1_macro"),
                     val.get("accuracy"),
                     *[val.get("recall", {}).get(c) for c in classes],
@@ -256,15 +257,34 @@ def _model_section(metrics: dict, figures: dict[str, str]) -> list[str]:
             * bool(val)
             + [
                 [
-                    "test",
+                    metrics.get("evaluated_set_name", "test"),
                     test["n_objects"],
                     test["auc"],
+                    "+".join(test.get("classes_present", classes)),
                     test["f1_macro"],
                     test["accuracy"],
                     *[test["recall"][c] for c in classes],
                 ]
             ],
         ),
+        "",
+        _table(
+            ["class", "objects", "recall at argmax", "precision at argmax", "one-vs-rest AUC"],
+            [
+                [
+                    c,
+                    test["class_counts"].get(c),
+                    test["recall"].get(c),
+                    test["precision"].get(c),
+                    test.get("auc_one_vs_rest", {}).get(c),
+                ]
+                for c in classes
+            ],
+        ),
+        "",
+        "AUC is Hand & Till's over the classes present in the set (with two classes, the binary AUC of "
+        "that pair); – marks a number the set cannot define (a class without objects, a class never "
+        "predicted).",
         "",
         "### Confusion matrix and ROC (paper Figs. 6-7)",
         "",
@@ -455,6 +475,7 @@ def _comparison_section(comparison: dict, entries: Sequence[dict], out: Path) ->
         lines += [
             f"- {verdicts[f['reproduced']]} {f['claim']}. Here: {_describe_values(f['values'])}. "
             f"Paper: {f['paper']}."
+            + (f" Rule: {f['rule']}." if f.get("rule") else "")
         ]
     margins = comparison.get("tie_margins", {})
     counts = {v: sum(f["reproduced"] is v for f in comparison["findings"]) for v in (True, False, None)}
@@ -468,12 +489,63 @@ def _comparison_section(comparison: dict, entries: Sequence[dict], out: Path) ->
     return lines
 
 
+def _single_model_findings(metrics: dict[str, Any]) -> list[str]:
+    from trainer.evaluation import rise_then_level
+
+    rule = rise_then_level(metrics["by_n_obs"])
+    if rule is None:
+        return []
+    at = rule["auc_at"]
+    verdict = {True: "holds", False: "does not hold", None: "cannot be judged (an AUC is undefined)"}
+    return [
+        "## Do the paper's findings hold here?",
+        "",
+        f"- AUC rises with the number of observations up to ~10, then levels off (paper 5.3): AUC "
+        f"{_fmt(at['1'])} with 1 observation, {_fmt(at['10'])} with up to 10, {_fmt(at['30'])} with up "
+        f"to 30. Rule: {rule['rule']}. Verdict: the finding {verdict[rule['holds']]} for this model on "
+        "this set.",
+        "- The loss and context comparisons need the other models: pass their directories with "
+        "`--compare` (for example the runs of `goto-classifier grid`).",
+        "",
+    ]
+
+
+def _dropped(adapter: dict[str, Any]) -> str:
+    lost = adapter.get("objects_in", 0) - adapter.get("objects_out", 0)
+    if not adapter or lost <= 0:
+        return ""
+    by_class = ", ".join(f"{c} {n}" for c, n in adapter.get("objects_dropped_by_class", {}).items())
+    return f"; {lost} objects left without detections and dropped ({by_class})"
+
+
+def _evaluated_data_lines(metrics: dict[str, Any]) -> list[str]:
+    evaluated = metrics.get("evaluated_data")
+    if not evaluated:
+        return []
+    prov = evaluated.get("provenance", {})
+    files = prov.get("files", {})
+    adapter = prov.get("adapter", {})
+    counts = metrics["test"]["class_counts"]
+    lines = [
+        "## Data evaluated",
+        "",
+        f"- Path: `{evaluated.get('path')}` ({evaluated.get('split_description', '')}).",
+        "- Files: " + ", ".join(f"{k} `{v.get('path')}` (sha256 {str(v.get('sha256'))[:12]})" for k, v in
+                                files.items()) + ".",
+        f"- Adapter: {adapter.get('description', 'as recorded (no adapter)')}{_dropped(adapter)}.",
+        "- Objects scored per class: " + ", ".join(f"{c} {n}" for c, n in counts.items()) + ".",
+    ]
+    if prov.get("simulator"):
+        lines.append(f"- Simulated by trainer.simulator (seed {prov['simulator'].get('seed', '?')}).")
+    return [*lines, ""]
+
+
 def _provenance_lines(metadata: dict[str, Any] | None) -> list[str]:
     if not metadata:
         return []
     data = metadata.get("data", {})
     training = metadata.get("training", {})
-    lines = ["## Data and departures from the paper", ""]
+    lines = ["## The model's training data and departures from the paper", ""]
     sim = data.get("simulator")
     if sim:
         source = f"simulated by trainer.simulator (seed {sim.get('seed', '?')})"
@@ -483,7 +555,7 @@ def _provenance_lines(metadata: dict[str, Any] | None) -> list[str]:
             ", ".join(f"{k} {v.get('path', '?')}" for k, v in files.items()) or "tables of unknown origin"
         )
     lines.append(
-        f"- Data: {source}; {data.get('n_objects', '?')} objects, class counts "
+        f"- Trained on: {source}; {data.get('n_objects', '?')} objects, class counts "
         + ", ".join(f"{c} {n}" for c, n in data.get("class_counts", {}).items())
         + "."
     )
@@ -534,20 +606,8 @@ def write_report(
     if metrics.get("comparison") and metrics.get("compared_models"):
         lines += _comparison_section(metrics["comparison"], metrics["compared_models"], out)
     else:
-        curve = metrics["by_n_obs"]
-        if len(curve) >= 10:
-            rise = curve[9]["auc"] - curve[0]["auc"]
-            verdict = "reproduces" if rise > 0 else "does not reproduce"
-            lines += [
-                "## Do the paper's findings reproduce?",
-                "",
-                f"- AUC against observations: {_fmt(curve[0]['auc'])} with one observation, "
-                f"{_fmt(curve[9]['auc'])} with up to ten (change {rise:+.3f}): the paper's rise with the "
-                f"number of observations {verdict} for this model.",
-                "- The loss and context comparisons need the other models: pass their directories with "
-                "`--compare` (for example the runs of `goto-classifier grid`).",
-                "",
-            ]
+        lines += _single_model_findings(metrics)
+    lines += _evaluated_data_lines(metrics)
     lines += _provenance_lines(metadata)
     path = out / "README.md"
     path.write_text("\n".join(lines))

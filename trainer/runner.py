@@ -138,6 +138,14 @@ def train_and_export(
         log=say,
     )
     metrics["split"] = split_record
+    detections_file = data.provenance.get("files", {}).get("detections", {}).get("path")
+    metrics["evaluated_set_name"] = "test split"
+    metrics["evaluated_data"] = {
+        "path": str(Path(detections_file).parent) if detections_file else None,
+        "split": "test",
+        "split_description": "the test split of the training data",
+        "provenance": data.provenance,
+    }
     if compare:
         metrics = attach_comparison(metrics, compare)
 
@@ -146,6 +154,9 @@ def train_and_export(
         "loss_alpha": outcome.alpha,
         "epochs_completed": outcome.epochs_completed,
         "exported_epoch": outcome.exported_epoch,
+        "best_val_auc_epoch": outcome.best_epoch,
+        "best_val_auc": outcome.best_val_auc,
+        "stopped_early_at_epoch": outcome.stopped_early_at,
         "class_weights_formula": "alpha_j = N / (n_classes * N_j) on the training split (paper eq. 5)",
         "normalise": data.sequence_spec.normalisation is not None,
         "split": {k: split_record[k] for k in ("seed", "test_fraction", "validation_fraction")},
@@ -175,7 +186,7 @@ def train_and_export(
                 "test_recall": metrics["test"]["recall"],
                 "validation_auc": metrics.get("validation", {}).get("auc"),
                 "validation_f1_macro": metrics.get("validation", {}).get("f1_macro"),
-                "auc_definition": "Hand & Till (sklearn ovo macro)",
+                "auc_definition": "Hand & Till over the classes present (sklearn ovo macro with all three)",
             }
         ),
     )

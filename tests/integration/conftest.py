@@ -219,6 +219,10 @@ class ServeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
         self.stderr = ""
+        # stderr is read as it comes: a pipe nobody reads holds 64 KiB, then every process writing a
+        # log line to it blocks (a worker's event loop with it), which looks like a hung server
+        self._stderr_chunks: list[bytes] = []
+        self._reader: threading.Thread | None = None
 
     def __enter__(self) -> ServeProcess:
         import sys
@@ -230,6 +234,8 @@ class ServeProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         try:
             self._wait_ready()
         except BaseException:
@@ -255,17 +261,27 @@ class ServeProcess:
                 streak = 0
             time.sleep(0.1)
 
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):  # type: ignore[union-attr]
+            self._stderr_chunks.append(chunk)
+
+    def stderr_so_far(self) -> str:
+        return b"".join(self._stderr_chunks).decode(errors="replace")
+
     def __exit__(self, *exc: object) -> None:
         import signal
 
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
         try:
-            _, err = self.proc.communicate(timeout=60)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        self.returncode, self.stderr = self.proc.returncode, err.decode()
+            self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        self.returncode, self.stderr = self.proc.returncode, self.stderr_so_far()
 
 
 def make_settings(model_dir: Path, redis_url: str, **overrides: Any) -> Any:

@@ -329,6 +329,7 @@ def test_one_object_per_script_call_gives_the_same_state(
 
     async def scenario() -> list[dict[str, Any]]:
         client = aioredis.Redis.from_url(clean_redis)
+        await client.config_resetstat()
         executor = InferenceExecutor(loaded_model.engine)
         executor.start()
         store = RedisStateStore(client, 30, loaded_model.version, objects_per_call=objects_per_call)
@@ -344,6 +345,12 @@ def test_one_object_per_script_call_gives_the_same_state(
     results = asyncio.run(scenario())
     assert [r["status"] for r in results] == ["classified"] * 30
     sync = redis.Redis.from_url(clean_redis)
+    # 5 waves of 6 objects: one commit call per object, or one per wave (new objects need no prepare)
+    # (the fixture flushed the scripts: each call of the first wave is refused once with NOSCRIPT,
+    # then sent again after the script is loaded)
+    noscript = sync.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
+    calls = sync.info("commandstats")["cmdstat_evalsha"]["calls"] - noscript
+    assert calls == (30 if objects_per_call == 1 else 5)
     for oid, mjds in objects.items():
         state = np.frombuffer(sync.hget(object_keys(oid).state, "rnn"), np.float32)
         np.testing.assert_allclose(state, _expected_state(loaded_model, mjds, list(range(5))), atol=1e-5)

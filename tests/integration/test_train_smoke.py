@@ -109,7 +109,7 @@ def test_model_directory_is_complete(trained):
         "training_curves.png",
     ):
         assert f"({png})" in report and (out / "report" / png).stat().st_size > 1000
-    assert "Do the paper's findings reproduce?" in report
+    assert "Do the paper's findings hold here?" in report and "Verdict:" in report
     assert not list(trained["root"].glob(".model.*")), "temporary export directories left behind"
 
 
@@ -236,6 +236,39 @@ def test_evaluate_reproduces_the_stored_split(trained, sim_dir, tmp_path):
     assert again["test"]["confusion"]["counts"] == original["test"]["confusion"]["counts"]
     assert again["test"]["auc"] == pytest.approx(original["test"]["auc"], abs=1e-9)
     assert (report / "README.md").is_file()
+
+
+def _two_class_set(sim_dir: Path, out: Path) -> Path:
+    """The simulated set without its AGN, as CSV with a second band on every other detection."""
+    objects = pd.read_parquet(sim_dir / "objects.parquet")
+    objects = objects[objects["label"] != "AGN"]
+    detections = pd.read_parquet(sim_dir / "detections.parquet")
+    detections = detections[detections["object_id"].isin(objects["object_id"])].copy()
+    detections["filter"] = np.where(np.arange(len(detections)) % 2 == 0, "L", "R")
+    out.mkdir()
+    objects.to_csv(out / "objects.csv", index=False)
+    detections.drop(columns="detection_id").to_csv(out / "detections.csv", index=False)
+    return out
+
+
+def test_evaluate_on_two_classes_with_an_adapter_reports_undefined_numbers(trained, sim_dir, tmp_path):
+    data = _two_class_set(sim_dir, tmp_path / "vs_sn")
+    report = tmp_path / "report"
+    args = ["evaluate", "--model", str(trained["out"]), "--data", str(data), "--split", "all"]
+    assert main(args) == 2  # foreign data without --out would overwrite the model's own metrics
+    assert main([*args, "--bands", "L", "--bin", "night", "--out", str(report), "--tsne-points", "0"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["classes_present"] == ["VS", "SN"] and test["class_counts"]["AGN"] == 0
+    assert test["auc"] is not None and 0.0 <= test["auc"] <= 1.0
+    assert test["recall"]["AGN"] is None and test["auc_one_vs_rest"]["AGN"] is None
+    adapter = metrics["evaluated_data"]["provenance"]["adapter"]
+    assert adapter["adapter"]["bands"] == ["L"] and adapter["adapter"]["binning"] == "night"
+    assert adapter["detections_selected"] < adapter["detections_in"]
+    text = (report / "README.md").read_text()
+    assert "## Data evaluated" in text and str(data) in text and "bands L" in text
+    assert "Verdict: the finding" in text and "Rule: holds if" in text
+    assert "AGN 0" in text  # the objects scored per class, the empty class included
 
 
 def test_failed_export_keeps_the_previous_artifact(trained):
