@@ -33,7 +33,7 @@ from lightcurve.context import galactic_lb
 from service.affinity import Affinity
 from service.api import ROUTERS
 from service.api.deps import JSONBytes, Services
-from service.api.errors import BodySizeLimit, install_error_handlers
+from service.api.errors import BodySizeLimit, JSONContentType, install_error_handlers
 from service.api.fastpath import ClassifyFastPath
 from service.api.observability import RequestObservability
 from service.classifier import Classifier, CommitExtension
@@ -217,6 +217,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
     install_error_handlers(app, settings.retry_after_s)
     if settings.fast_path:
         app.add_middleware(ClassifyFastPath)  # innermost: the common case of the classify routes
+    app.add_middleware(JSONContentType)  # 415 before either the fast path or FastAPI reads a body
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # outermost (added last), so that 413s are counted and carry a request id too
     app.add_middleware(RequestObservability, access_log=settings.access_log)

@@ -1,14 +1,15 @@
 """Request and response bodies of the HTTP API (pydantic; they become the OpenAPI schema).
 
-Field constraints reuse the pure core's validated types (``lightcurve.types``), so the service and
-the trainer's loader reject exactly the same values and name the same fields.
+Field constraints reuse the pure core's ranges (``lightcurve.types``), and add what only a network
+API needs: numbers must be JSON numbers (``true`` or ``"18.4"`` is a 422, not 1.0 or 18.4), ``mag_err``
+has a floor (``MAG_ERR_MIN``), and an identifier may not be made only of dots (``ApiIdentifier``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 from lightcurve.types import (
     HOST_SEP_MAX_ARCSEC,
@@ -16,11 +17,13 @@ from lightcurve.types import (
     MAG_RANGE,
     MJD_RANGE,
     FiniteFloat,
-    Identifier,
     derive_detection_id,
 )
 
 __all__ = [
+    "API_ID_PATTERN",
+    "MAG_ERR_MIN",
+    "ApiIdentifier",
     "BatchRequest",
     "BatchResponse",
     "Classification",
@@ -29,6 +32,21 @@ __all__ = [
     "ObjectView",
     "ProbabilityHistory",
 ]
+
+#: Smallest magnitude error accepted (mag). Scintillation alone limits ground-based photometry to
+#: ~1 mmag; 0.1 mmag leaves a factor of ten, and excludes zeros and denormals (1e-320) that would
+#: otherwise reach the model as weights of ~1/mag_err.
+MAG_ERR_MIN = 1e-4
+
+#: The identifier rule (1-64 of letters, digits and ``_.:+-``) minus ids made only of dots: HTTP
+#: clients remove ``.`` and ``..`` path segments (RFC 3986), so ``GET /objects/..`` never reaches the
+#: service and such an object could be written but not read back. One non-dot character is required
+#: (a linear-time pattern: pydantic-core's regex engine has no look-ahead); length is checked apart.
+API_ID_PATTERN = r"^[A-Za-z0-9_.:+\-]*[A-Za-z0-9_:+\-][A-Za-z0-9_.:+\-]*$"
+ApiIdentifier = Annotated[str, StringConstraints(pattern=API_ID_PATTERN, max_length=64)]
+
+#: A finite JSON number: ``strict`` refuses booleans and numeric strings (lax mode reads ``true`` as 1.0).
+Number = Annotated[FiniteFloat, Strict()]
 
 _EXAMPLE = {
     "object_id": "GOTO_SN2019euw",
@@ -47,17 +65,17 @@ class DetectionRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})  # type: ignore[list-item]
 
-    object_id: Identifier
-    detection_id: Identifier | None = Field(
+    object_id: ApiIdentifier
+    detection_id: ApiIdentifier | None = Field(
         None, description="Unique per object; derived from mjd and filter when absent (see idempotency)."
     )
-    mjd: Annotated[FiniteFloat, Field(ge=MJD_RANGE[0], le=MJD_RANGE[1])]
-    mag: Annotated[FiniteFloat, Field(ge=MAG_RANGE[0], le=MAG_RANGE[1])]
-    mag_err: Annotated[FiniteFloat, Field(gt=0.0, le=MAG_ERR_MAX)]
-    ra: Annotated[FiniteFloat, Field(ge=0.0, lt=360.0)] | None = None
-    dec: Annotated[FiniteFloat, Field(ge=-90.0, le=90.0)] | None = None
+    mjd: Annotated[Number, Field(ge=MJD_RANGE[0], le=MJD_RANGE[1])]
+    mag: Annotated[Number, Field(ge=MAG_RANGE[0], le=MAG_RANGE[1])]
+    mag_err: Annotated[Number, Field(ge=MAG_ERR_MIN, le=MAG_ERR_MAX)]
+    ra: Annotated[Number, Field(ge=0.0, lt=360.0)] | None = None
+    dec: Annotated[Number, Field(ge=-90.0, le=90.0)] | None = None
     filter: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_.\-]+$")] = "L"
-    host_sep_arcsec: Annotated[FiniteFloat, Field(ge=0.0, le=HOST_SEP_MAX_ARCSEC)] | None = Field(
+    host_sep_arcsec: Annotated[Number, Field(ge=0.0, le=HOST_SEP_MAX_ARCSEC)] | None = Field(
         None, description="Distance to the host galaxy; when absent the configured catalogue is used."
     )
 

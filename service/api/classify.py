@@ -29,6 +29,7 @@ def _count(results: list[dict[str, Any]]) -> None:
 _ERRORS = {
     401: {"description": "API keys are configured and none (or a wrong one) was given"},
     413: {"description": "request body larger than GOTO_MAX_BODY_BYTES"},
+    415: {"description": "Content-Type is not application/json (with charset utf-8, if any)"},
     422: {"description": "invalid detection; the error names the field (nothing is stored)"},
     503: {"description": "Redis unavailable (nothing is stored); retry after Retry-After seconds"},
 }

@@ -62,8 +62,13 @@ class _OrjsonRequest(Request):
             try:
                 self._json = orjson.loads(body)
             except orjson.JSONDecodeError:
-                # the standard parser reads NaN/Infinity literals, so validation names the field
-                self._json = json.loads(body)
+                # the standard parser reads NaN/Infinity literals (and lone surrogates), so validation
+                # names the field; decoded as UTF-8 first, since given bytes it would guess UTF-16/32
+                try:
+                    text = body.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise json.JSONDecodeError("body is not UTF-8", "", exc.start) from None
+                self._json = json.loads(text)
         return self._json
 
 

@@ -1,4 +1,5 @@
-"""Mapping of domain failures to HTTP: 422 naming the field, 503 with Retry-After, 413 for big bodies."""
+"""Mapping of domain failures to HTTP: 422 naming the field, 503 with Retry-After, 413 for big bodies,
+415 for bodies that are not UTF-8 JSON."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from service.logs import REQUEST_CONTEXT
 from service.metrics import DETECTIONS
 from service.store import StoreUnavailable
 
-__all__ = ["BodySizeLimit", "install_error_handlers"]
+__all__ = ["BodySizeLimit", "JSONContentType", "install_error_handlers", "is_utf8_json"]
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,84 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 def _error_entry(err: Any) -> dict[str, Any]:
     """A validation error as JSON: loc, msg, type and the offending input when it is a plain scalar.
 
-    NaN and infinities are echoed as strings (``"nan"``): strict JSON cannot carry them, and failing to
-    render the very error that rejects them would turn a 422 into a 500.
+    Failing to render the very error that rejects a value would turn a 422 into a 500, so what JSON
+    cannot carry is echoed as text: NaN and infinities as ``"nan"``, and a string holding a lone UTF-16
+    surrogate (``"\\ud800"``, which Python's JSON parser accepts and no UTF-8 encoder writes), in a value
+    or in a key of the ``loc``, with the surrogate escaped.
     """
-    out = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+    loc = [_printable(p) if isinstance(p, str) else p for p in err.get("loc", ())]
+    out = {"loc": loc, "msg": _printable(str(err.get("msg", ""))), "type": err.get("type", "")}
     value = err.get("input")
     if isinstance(value, float) and not math.isfinite(value):
         out["input"] = str(value)
-    elif isinstance(value, (str, int, float, bool)) and len(str(value)) <= 200:
+    elif isinstance(value, str) and len(value) <= 200:
+        out["input"] = _printable(value)
+    elif isinstance(value, (int, float, bool)):
         out["input"] = value
     return out
+
+
+def _printable(text: str) -> str:
+    """``text``, with any lone surrogate written as its ``\\uXXXX`` escape so that UTF-8 can carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+class JSONContentType:
+    """Pure ASGI middleware: 415 unless a request with a body declares UTF-8 JSON.
+
+    Only ``application/json`` with no charset or ``charset=utf-8`` is read as JSON (RFC 8259 JSON is
+    UTF-8). FastAPI itself would parse ``application/*+json``, a missing type, and any charset, and
+    Python's JSON parser guesses UTF-16 from the bytes, so without this check a body was read as JSON
+    whatever it said it was. It runs before the classify fast path, so both answer alike.
+    """
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str] = _CLASSIFY_PATHS) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            value = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+            if not is_utf8_json(value):
+                await _send_json(send, 415, UNSUPPORTED_MEDIA_TYPE)
+                return
+        await self.app(scope, receive, send)
+
+
+UNSUPPORTED_MEDIA_TYPE = b'{"detail":"Content-Type must be application/json (charset utf-8, if given)"}'
+
+
+def is_utf8_json(content_type: str) -> bool:
+    """Whether a ``Content-Type`` value is ``application/json``, optionally with ``charset=utf-8``.
+
+    Examples
+    --------
+    >>> is_utf8_json('application/json; charset="UTF-8"'), is_utf8_json("application/jsonx")
+    (True, False)
+    """
+    media, *params = (part.strip() for part in content_type.split(";"))
+    if media.lower() != "application/json":
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimit:
@@ -144,18 +213,7 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = b'{"detail":"request body too large (limit %d bytes)"}' % self.max_bytes
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 413, b'{"detail":"request body too large (limit %d bytes)"}' % self.max_bytes)
 
 
 class _BodyTooLarge(HTTPException):

@@ -51,11 +51,8 @@ class ClassifyFastPath:
             return
         app = scope["app"]  # the FastAPI application (set by Starlette before its middlewares run)
         headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"application/json")
-        keys: tuple[bytes, ...] = app.state.api_keys
-        if not content_type.startswith(b"application/json") or (
-            keys and not key_accepted(headers.get(b"authorization", b"").decode("latin-1"), keys)
-        ):
+        keys: tuple[bytes, ...] = app.state.api_keys  # the content type was checked outside (JSONContentType)
+        if keys and not key_accepted(headers.get(b"authorization", b"").decode("latin-1"), keys):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)

@@ -9,15 +9,14 @@ import orjson
 from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 
-from lightcurve.types import ID_PATTERN
 from service.api.deps import ClassifierDep, JSONBytes, ReadAccess, StoreDep
 from service.keys import object_keys
-from service.schemas import ObjectView, ProbabilityHistory
+from service.schemas import API_ID_PATTERN, ObjectView, ProbabilityHistory
 from service.state import ObjectState, parse_state
 
 router = APIRouter(prefix="/objects", tags=["objects"], dependencies=[ReadAccess])
 
-ObjectId = Annotated[str, PathParam(pattern=ID_PATTERN.pattern, examples=["GOTO_SN2019euw"])]
+ObjectId = Annotated[str, PathParam(pattern=API_ID_PATTERN, max_length=64, examples=["GOTO_SN2019euw"])]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no detection of this object has been stored"},
     422: {"description": "object_id is not a valid identifier"},
