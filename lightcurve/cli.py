@@ -58,6 +58,23 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--early-stop-min-delta", type=float, default=0.0,
                    help="smallest validation-AUC gain that counts as one (default 0)")
     _add_adapter_args(p)
+    _add_mix_args(p)
+
+
+def _add_mix_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("beyond the simulated sky (trainer.mixed; off by default, recorded in metadata)")
+    g.add_argument("--real-sets", default=None,
+                   help="comma-separated real labelled sets to train on as well (mantra_crts, ztf_bts, "
+                   "real_goto_examples); a seeded per-class test part of each is kept out")
+    g.add_argument("--real-data-root", default=None,
+                   help="folder holding the real sets (default: ../shared/data beside the repository)")
+    g.add_argument("--real-copies", type=int, default=0,
+                   help="extra augmented copies of each real training object (they are ~1 %% of the sky)")
+    g.add_argument("--augment-copies", type=int, default=0,
+                   help="augmented copies of every training object (thinning, early prefixes, zero-point "
+                   "shifts, error rescaling; trainer.augment)")
+    g.add_argument("--host-unknown-fraction", type=float, default=0.0,
+                   help="share of training objects given the 'no match' host distance (host unknown)")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

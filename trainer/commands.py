@@ -76,6 +76,7 @@ def _load(args: argparse.Namespace) -> Any:
 def _prepare(args: argparse.Namespace) -> Any:
     from trainer.data import CLASS_NAMES
     from trainer.dataset import DataOptions, prepare_training_data
+    from trainer.mixed import with_training_extras
 
     options = DataOptions(
         seed=args.seed,
@@ -84,7 +85,23 @@ def _prepare(args: argparse.Namespace) -> Any:
     )
     tables = _load(args)
     _say(f"building inputs for {len(tables.objects)} objects ({len(tables.detections)} detections)")
-    return prepare_training_data(tables, options, CLASS_NAMES)
+    data = prepare_training_data(tables, options, CLASS_NAMES)
+    return with_training_extras(data, tables, mix_options_from_args(args), seed=args.seed, log=_say)
+
+
+def mix_options_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`trainer.mixed.MixOptions` of ``--real-sets``, ``--augment-copies``, ... ."""
+    from trainer.augment import AugmentOptions
+    from trainer.mixed import MixOptions
+
+    real_sets = getattr(args, "real_sets", None)
+    return MixOptions(
+        real_sets=tuple(s.strip() for s in real_sets.split(",") if s.strip()) if real_sets else (),
+        real_data_root=getattr(args, "real_data_root", None),
+        real_copies=getattr(args, "real_copies", 0) or 0,
+        augment=AugmentOptions(copies=getattr(args, "augment_copies", 0) or 0),
+        host_unknown_fraction=getattr(args, "host_unknown_fraction", 0.0) or 0.0,
+    )
 
 
 def _load_compared(paths: list[str] | None) -> list[dict[str, Any]]:

@@ -16,7 +16,14 @@ import numpy as np
 
 from lightcurve.metadata import ContextSpec, SequenceSpec
 from trainer.split import SPLIT_NAMES, Split, ids_digest, stratified_split
-from trainer.tensors import ModelInputs, build_inputs, fit_context_stats, fit_sequence_stats, label_indices
+from trainer.tensors import (
+    ModelInputs,
+    build_inputs,
+    concat_inputs,
+    fit_context_stats,
+    fit_sequence_stats,
+    label_indices,
+)
 
 _SEQUENCE_DEFAULTS = {name: f.default for name, f in SequenceSpec.model_fields.items()}
 _CONTEXT_DEFAULTS = {name: f.default for name, f in ContextSpec.model_fields.items()}
@@ -52,10 +59,16 @@ class PreparedData:
     class_names: tuple[str, ...]
     options: DataOptions
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: Objects beyond the split's own (real sets, augmented copies: :mod:`trainer.mixed`), appended to
+    #: the training and validation sets; the test set is always the split's.
+    extra_train: ModelInputs | None = None
+    extra_validation: ModelInputs | None = None
 
     def part(self, name: str) -> ModelInputs:
-        """Inputs of one split set: ``train``, ``validation`` or ``test``."""
-        return self.inputs.subset(self.split.indices(name))
+        """Inputs of one split set: ``train``, ``validation`` or ``test`` (with their extras)."""
+        own = self.inputs.subset(self.split.indices(name))
+        extra = {"train": self.extra_train, "validation": self.extra_validation}.get(name)
+        return own if extra is None or len(extra) == 0 else concat_inputs([own, extra])
 
     def split_record(self) -> dict[str, Any]:
         return self.split.describe(self.inputs.object_ids, self.inputs.labels, self.class_names)

@@ -136,6 +136,28 @@ def departures_from_paper(
             f"({training.get('exported_epoch')}); "
             "the paper uses the final epoch."
         )
+    for real_set in training.get("real_sets") or []:
+        counts = real_set["class_counts"]
+        items.append(
+            f"Trained also on the real set {real_set['name']} ({real_set['adapter']}): "
+            f"{sum(counts['train'].values())} objects in training, {sum(counts['validation'].values())} in "
+            f"validation, {sum(counts['test'].values())} held out for the real-data benchmark "
+            "(trainer.real_sets.real_split); the paper trains on simulated light curves only."
+        )
+    augment = training.get("augment") or {}
+    if augment.get("copies"):
+        items.append(
+            f"{augment['copies']} augmented copies of each training object (trainer.augment: cadence "
+            f"thinning up to {augment['thin_max']:g}, {augment['truncate_fraction']:.0%} cut to an early "
+            "prefix, "
+            f"zero-point sigma {augment['zero_point_sigma']:g} mag, error scale sigma "
+            f"{augment['error_scale_sigma']:g}); the paper does not augment."
+        )
+    if training.get("host_unknown_fraction"):
+        items.append(
+            f"{training['host_unknown_fraction']:.0%} of the training objects get the 'no match' host "
+            "distance (the host unknown), so the model stays useful without a galaxy catalogue."
+        )
     if not model["use_context"]:
         items.append("No context input (the paper's 'GRU NC' ablation).")
     return items

@@ -1,4 +1,4 @@
-"""The real labelled sets of ``../shared/data/real_dev`` (and the two real GOTO curves), as the model sees them.
+"""The real labelled sets (``../shared/data/real_dev`` and the two real GOTO curves), as the model sees them.
 
 Each set has a preset :class:`~lightcurve.adapters.SurveyAdapter` that turns its light curves into
 what the model is trained on (GOTO: one band, detections from the transient's start, same-night

@@ -103,6 +103,14 @@ def _slim(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _extras_record(data: PreparedData) -> dict[str, Any]:
+    """``real_sets``, ``augment`` and ``host_unknown_fraction`` of :mod:`trainer.mixed` (paper: none)."""
+    extras = data.provenance.get("training_extras")
+    if not extras:
+        return {"real_sets": [], "augment": None, "host_unknown_fraction": 0.0}
+    return {k: extras[k] for k in ("real_sets", "augment", "host_unknown_fraction")}
+
+
 def train_and_export(
     config: TrainConfig,
     data: PreparedData,
@@ -160,6 +168,7 @@ def train_and_export(
         "class_weights_formula": "alpha_j = N / (n_classes * N_j) on the training split (paper eq. 5)",
         "normalise": data.sequence_spec.normalisation is not None,
         "split": {k: split_record[k] for k in ("seed", "test_fraction", "validation_fraction")},
+        **_extras_record(data),
         "framework": _framework_versions(),
     }
     context_spec = data.context_spec_for(use_ctx)

@@ -25,6 +25,7 @@ from lightcurve.preprocessing import context_matrix, sequence_input
 __all__ = [
     "ModelInputs",
     "build_inputs",
+    "concat_inputs",
     "fit_context_stats",
     "fit_sequence_stats",
     "label_indices",
@@ -66,6 +67,25 @@ class ModelInputs:
         if use_context:
             out[CONTEXT_INPUT] = self.context
         return out
+
+
+def concat_inputs(parts: Sequence[ModelInputs]) -> ModelInputs:
+    """The objects of ``parts`` one after another (an empty input of no objects if ``parts`` is empty)."""
+    if not parts:
+        return ModelInputs(
+            object_ids=np.array([], dtype=object),
+            series=np.empty((0, 0, 3), dtype=np.float32),
+            context=np.empty((0, 3), dtype=np.float32),
+            labels=np.array([], dtype=np.int64),
+            n_valid=np.array([], dtype=np.int64),
+        )
+    return ModelInputs(
+        object_ids=np.concatenate([p.object_ids.astype(object) for p in parts]),
+        series=np.concatenate([p.series for p in parts]),
+        context=np.concatenate([p.context for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        n_valid=np.concatenate([p.n_valid for p in parts]),
+    )
 
 
 def label_indices(labels: pd.Series, class_names: Sequence[str]) -> NDArray[np.int64]:

@@ -294,6 +294,7 @@ def train_model(
             "sequence": data.sequence_spec.model_dump(mode="json"),
             "context": data.context_spec.model_dump(mode="json"),
             "objects": data.provenance.get("object_ids_sha256"),
+            "extras": data.provenance.get("training_extras"),
         },
         sort_keys=True,
     )
