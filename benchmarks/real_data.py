@@ -57,7 +57,9 @@ def markdown_table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=REPO / "model_artifacts")
     parser.add_argument("--data-root", type=Path, default=default_real_dir())
     parser.add_argument("--sets", default=None, help="comma-separated set names (default: all)")
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         args.model, args.data_root, names, log=lambda m: print(m, file=sys.stderr, flush=True)
     )
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result["command"] = "python benchmarks/real_data.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    result["command"] = "python benchmarks/real_data.py " + " ".join(given)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, result)  # NaN (undefined numbers) as null
     print(markdown_table(result))
