@@ -212,3 +212,83 @@ def check_tolerances(stats: dict) -> list[ToleranceCheck]:
             )
         )
     return out
+
+
+#: Light-curve length the model reads (paper section 2.3): profiles are computed on these points.
+FIRST_POINTS = 30
+
+
+def first_points_table(
+    detections: pd.DataFrame, objects: pd.DataFrame, n_first: int = FIRST_POINTS
+) -> pd.DataFrame:
+    """One row per object over its first ``n_first`` detections in time (what the model reads):
+    label, points, span_d, mean_mag, amplitude_mag (max - min), median_err, median_gap_d."""
+    det = detections.sort_values(["object_id", "mjd"], kind="stable")
+    det = det[det.groupby("object_id", sort=False).cumcount() < n_first]
+    t = det["mjd"].to_numpy(dtype=np.float64)
+    same = det["object_id"].to_numpy()[1:] == det["object_id"].to_numpy()[:-1]
+    gaps = pd.Series(np.where(same, np.diff(t), np.nan), index=det.index[1:])
+    det = det.assign(gap=gaps)
+    agg = det.groupby("object_id", sort=False).agg(
+        points=("mjd", "size"),
+        first=("mjd", "min"),
+        last=("mjd", "max"),
+        mean_mag=("mag", "mean"),
+        max_mag=("mag", "max"),
+        min_mag=("mag", "min"),
+        median_err=("mag_err", "median"),
+        median_gap_d=("gap", "median"),
+    )
+    keep = ["object_id", "label"] + (["true_subtype"] if "true_subtype" in objects.columns else [])
+    table = objects[keep].join(agg, on="object_id", how="inner")
+    table["span_d"] = table["last"] - table["first"]
+    table["amplitude_mag"] = table["max_mag"] - table["min_mag"]
+    return table.drop(columns=["first", "last", "max_mag", "min_mag"]).reset_index(drop=True)
+
+
+PROFILE_COLUMNS = ("mean_mag", "amplitude_mag", "points", "span_d", "median_gap_d", "median_err")
+
+
+def class_profile(table: pd.DataFrame, by: str = "label") -> dict[str, dict[str, float]]:
+    """Median of each :data:`PROFILE_COLUMNS` per group (class or subtype), plus the group size and
+    the share of light curves fainter than 18 mag on average."""
+    out: dict[str, dict[str, float]] = {}
+    for name, group in table.groupby(by, sort=True):
+        entry = {"n": float(len(group))}
+        entry |= {c: float(group[c].median()) for c in PROFILE_COLUMNS}
+        entry["fraction_mean_mag_over_18"] = float(np.mean(group["mean_mag"] > 18.0))
+        out[str(name)] = entry
+    return out
+
+
+@dataclass(frozen=True)
+class ProfileTarget:
+    """A documented target for one class statistic of the simulated sky (first 30 points)."""
+
+    label: str
+    statistic: str
+    low: float
+    high: float
+    source: str
+
+    def holds(self, profile: dict[str, dict[str, float]]) -> bool:
+        value = profile.get(self.label, {}).get(self.statistic, float("nan"))
+        return bool(self.low <= value <= self.high)
+
+
+#: Per-class targets the simulator is held to (tests/unit/test_simulator.py; docs/data.md). Real
+#: values are the medians of ``../shared/data/real_dev`` through the trainer's adapters (CRTS from
+#: discovery, one point per night; ZTF r band), the paper's are section 2.2.
+PROFILE_TARGETS = (
+    ProfileTarget("VS", "mean_mag", 17.0, 18.6, "real CRTS VS 18.0; whole survey range, not only bright"),
+    ProfileTarget("VS", "fraction_mean_mag_over_18", 0.3, 0.7, "CRTS VS: half fainter than 18 mag"),
+    ProfileTarget("SN", "mean_mag", 18.3, 19.5, "real SN 18.5 (CRTS) / 18.9 (ZTF r)"),
+    ProfileTarget("AGN", "mean_mag", 18.0, 19.3, "real AGN 18.5 (CRTS)"),
+    ProfileTarget("SN", "amplitude_mag", 0.5, 2.0, "real SN 1.8 (CRTS) / 1.6 (ZTF r)"),
+    ProfileTarget("VS", "points", 5.0, 8.0, "paper: median 6 points, similar across classes"),
+    ProfileTarget("SN", "points", 3.0, 8.0, "paper: points 'fairly similar' across classes"),
+    ProfileTarget("AGN", "points", 4.0, 8.0, "paper: points 'fairly similar' across classes"),
+    ProfileTarget("VS", "span_d", 300.0, 600.0, "paper: VS observed > 300 d"),
+    ProfileTarget("SN", "span_d", 10.0, 99.0, "paper: SN < 100 d; ZTF SN 50 d"),
+    ProfileTarget("AGN", "span_d", 150.0, 600.0, "paper: AGN > 300 d (75th percentile, checked separately)"),
+)

@@ -20,7 +20,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from lightcurve.context import galactic_lb
-from trainer.simulator import sky, transients, variables
+from trainer.simulator import agn, sky, supernovae, variables
 from trainer.simulator.drw import draw_drw
 from trainer.simulator.survey import SurveyConfig, SurveySchedule, build_schedule, detect, expand_exposures
 
@@ -46,11 +46,11 @@ CLASS_NAMES = ("VS", "SN", "AGN")
 PAPER_CLASS_COUNTS = {"VS": 98457, "SN": 201, "AGN": 543}
 DEFAULT_SEED = 2021
 #: Version of the simulated-sky model: bump it whenever a change alters the tables a seed produces.
-SIMULATOR_MODEL_VERSION = "1.0"
+SIMULATOR_MODEL_VERSION = "2.0"
 #: Background galaxies in the GLADE-like catalogue (hosts of SNe and AGN are added to these).
 DEFAULT_N_GALAXIES = 400_000
 MAX_CHUNK = 8000
-FIRST_ACCEPTANCE_GUESS = {"VS": 0.5, "SN": 0.05, "AGN": 0.3}
+FIRST_ACCEPTANCE_GUESS = {"VS": 0.3, "SN": 0.02, "AGN": 0.1}
 
 
 def class_counts(n_objects: int | None = None) -> dict[str, int]:
@@ -144,7 +144,7 @@ def _no_hosts(n: int) -> dict[str, NDArray]:
 
 def _variable_star_chunk(rng: np.random.Generator, n: int, schedule: SurveySchedule) -> _Chunk:
     cfg = schedule.config
-    p = variables.draw_variable_stars(rng, n)
+    p = variables.draw_variable_stars(rng, n, cfg.start_mjd, cfg.end_mjd)
     ra, dec = sky.draw_galactic_positions(
         rng, p["scale_height_deg"], p["isotropic_fraction"], cfg.dec_min_deg
     )
@@ -164,40 +164,53 @@ def _variable_star_chunk(rng: np.random.Generator, n: int, schedule: SurveySched
         lambda obj, t: variables.variable_star_magnitudes(p, obj, t, drw, drw_row),
         ref,
     )
-    irregular = p["shape"] == variables.SHAPES.index("irregular")
+    shape_name = np.array(variables.SHAPES)[p["shape"]]
+    periodic = ~np.isin(shape_name, ["irregular", "dwarf_nova", "nova", "flare"])
     columns = {
         "ra": ra,
         "dec": dec,
         "true_subtype": np.array([t.name for t in variables.VARIABLE_TYPES])[p["subtype"]],
         "true_mag": p["mean_mag"],
-        "true_period_d": np.where(irregular, np.nan, p["period_d"]),
+        "true_period_d": np.where(periodic, p["period_d"], np.nan),
         "true_amplitude_mag": p["amplitude_mag"],
-        "true_timescale_d": np.where(p["drw_tau_d"] > 0, p["drw_tau_d"], np.nan),
+        # Walk time-scale (irregular, YSO, SR, Mira), outburst cycle, nova t2 or flare decay.
+        "true_timescale_d": np.where(
+            p["drw_tau_d"] > 0, p["drw_tau_d"], np.where(periodic, np.nan, p["period_d"])
+        ),
     }
     return _Chunk(columns, **_no_hosts(n), det_obj=det[0], det_mjd=det[1], det_mag=det[2], det_err=det[3])
+
+
+def _observed_span(obj: IntArray, t: FloatArray, n: int) -> FloatArray:
+    first = np.full(n, np.inf)
+    last = np.full(n, -np.inf)
+    np.minimum.at(first, obj, t)
+    np.maximum.at(last, obj, t)
+    return last - first
 
 
 def _supernova_chunk(rng: np.random.Generator, n: int, schedule: SurveySchedule) -> _Chunk:
     cfg = schedule.config
     host_ra, host_dec = sky.draw_extragalactic_positions(rng, n, cfg.dec_min_deg)
     _, b = galactic_lb(host_ra, host_dec)
-    p = transients.draw_supernovae(rng, n, sky.galactic_extinction_mag(b), cfg.start_mjd, cfg.end_mjd)
+    p = supernovae.draw_supernovae(rng, n, sky.galactic_extinction_mag(b), cfg.start_mjd, cfg.end_mjd)
     ra, dec = sky.offset_position(host_ra, host_dec, p["host_offset_arcsec"], p["host_position_angle"])
-    catalogued = rng.random(n) < sky.catalogue_completeness(p["distance_mpc"])
-    keep = p["keep"]
+    catalogued = rng.random(n) < p["host_catalogue_factor"] * sky.catalogue_completeness(p["distance_mpc"])
     det = _observe(
-        rng, schedule, ra, dec, lambda obj, t: transients.supernova_magnitudes(p, obj, t), np.full(n, np.inf)
+        rng, schedule, ra, dec, lambda obj, t: supernovae.supernova_magnitudes(p, obj, t), np.full(n, np.inf)
     )
-    # Candidates rejected by the visibility and classification conditions get no detections, so
-    # they are never accepted.
+    # Unclassified candidates, and those observed for longer than the paper's SNe ever are, are not
+    # labelled: their detections are dropped, so they are never accepted.
+    keep = p["keep"] & (_observed_span(det[0], det[1], n) < supernovae.SN_MAX_OBSERVED_D)
     det_keep = keep[det[0]]
     columns = {
         "ra": ra,
         "dec": dec,
-        "true_subtype": np.array([t.name for t in transients.SUPERNOVA_TYPES])[p["subtype"]],
+        "true_subtype": np.array([t.name for t in supernovae.SUPERNOVA_TYPES])[p["subtype"]],
         "true_mag": p["peak_mag"],
         "true_peak_mjd": p["peak_mjd"],
         "true_distance_mpc": p["distance_mpc"],
+        "true_redshift": p["redshift"],
         "true_timescale_d": p["tau_fall_d"],
         "true_host_sep_arcsec": np.where(catalogued, p["host_offset_arcsec"], np.nan),
     }
@@ -207,26 +220,23 @@ def _supernova_chunk(rng: np.random.Generator, n: int, schedule: SurveySchedule)
 def _agn_chunk(rng: np.random.Generator, n: int, schedule: SurveySchedule) -> _Chunk:
     cfg = schedule.config
     host_ra, host_dec = sky.draw_extragalactic_positions(rng, n, cfg.dec_min_deg)
-    p = transients.draw_agn(rng, n, cfg.start_mjd, cfg.end_mjd)
+    p = agn.draw_agn(rng, n, cfg.start_mjd, cfg.end_mjd)
     ra, dec = sky.offset_position(host_ra, host_dec, p["nucleus_offset_arcsec"], p["host_position_angle"])
-    seyfert = p["subtype"] == 0
+    seyfert = p["subtype"] == agn.AGN_SUBTYPES.index("Seyfert")
     catalogued = seyfert & (rng.random(n) < sky.catalogue_completeness(np.nan_to_num(p["distance_mpc"])))
     drw = draw_drw(rng, p["drw_tau_d"], p["drw_sigma"], cfg.start_mjd - 1, cfg.end_mjd + 2)
-    det = _observe(
-        rng, schedule, ra, dec, lambda obj, t: transients.agn_magnitudes(p, obj, t, drw), p["reference_mag"]
-    )
+    reference = agn.agn_reference_magnitudes(rng, p)
+    det = _observe(rng, schedule, ra, dec, lambda obj, t: agn.agn_magnitudes(p, obj, t, drw), reference)
+    names = np.array(agn.AGN_SUBTYPES)[p["subtype"]]
     columns = {
         "ra": ra,
         "dec": dec,
-        "true_subtype": np.where(
-            p["flare"],
-            np.char.add(np.array(transients.AGN_SUBTYPES)[p["subtype"]], "+flare"),
-            np.array(transients.AGN_SUBTYPES)[p["subtype"]],
-        ),
+        "true_subtype": np.where(p["single_flare"], np.char.add(names, "+flare"), names),
         "true_mag": p["mean_mag"],
         "true_amplitude_mag": p["drw_sigma"],
         "true_timescale_d": p["drw_tau_d"],
         "true_distance_mpc": p["distance_mpc"],
+        "true_redshift": p["redshift"],
         "true_host_sep_arcsec": np.where(catalogued, p["nucleus_offset_arcsec"], np.nan),
     }
     return _Chunk(columns, host_ra, host_dec, p["distance_mpc"], catalogued, *det)

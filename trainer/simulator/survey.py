@@ -65,15 +65,17 @@ class SurveyConfig:
     p_bad_after_bad: float = 0.55
     #: Technical downtime: this many blocks of 7-30 nights at random times.
     n_downtime_blocks: int = 2
-    #: Per-field probability of a visit on an observable night: log-normal across fields.
-    visit_prob_median: float = 0.065
-    visit_prob_sigma_ln: float = 0.4
+    #: Per-field probability of a visit on an observable night: log-normal across fields, so the
+    #: cadence ranges from a visit every ~6 to every ~25 nights in season (median ~15 with weather).
+    #: Every class is drawn on the same fields, so no class has a cadence of its own.
+    visit_prob_median: float = 0.085
+    visit_prob_sigma_ln: float = 0.35
     visit_prob_max: float = 0.7
     #: Exposures per visit 1, 2, 3, minutes apart (as in the real data). Mostly one: more same-night
     #: pairs would pull the pooled median gap below the paper's ~11 d (see docs/data.md).
-    exposures_per_visit_p: tuple[float, float, float] = (0.8, 0.15, 0.05)
+    exposures_per_visit_p: tuple[float, float, float] = (0.85, 0.12, 0.03)
     exposure_spacing_d: tuple[float, float] = (0.0010, 0.0014)
-    second_visit_p: float = 0.05
+    second_visit_p: float = 0.03
     #: Limiting magnitude (5 sigma) in a dark, clear, zenith exposure; Moon and airmass make it brighter.
     depth_dark_mag: float = 20.6
     depth_full_moon_penalty_mag: float = 1.1
@@ -87,7 +89,7 @@ class SurveyConfig:
     snr_threshold: float = 5.0
     #: Subtraction residual as a fraction of the reference flux: log-normal per visit (PSF matching,
     #: zero point); it is why a bright star must change by a few per cent to be detected.
-    subtraction_residual_median: float = 0.04
+    subtraction_residual_median: float = 0.025
     subtraction_residual_sigma_ln: float = 0.5
     #: The reference image is a deeper stack.
     reference_depth_gain_mag: float = 1.0
