@@ -47,6 +47,22 @@ def _iso(unix: float) -> str:
     return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")
 
 
+def _host_source(ctx: Any, source: Any, classifier: Any) -> str:
+    """Where the host distance came from: ``request`` (the detection gave it), ``catalogue`` (the
+    nearest galaxy within the model's range), ``catalogue_no_match`` (none that close) or ``unknown``
+    (no catalogue configured and none given). The model reads the last two alike (the dummy distance);
+    models trained with hidden hosts (``training.host_unknown_fraction``) were taught that it may mean
+    "unknown"."""
+    if source is not None and source.host_sep_arcsec is not None:
+        return "request"
+    if classifier.catalog is None:
+        return "unknown"
+    sep = ctx.host_sep_arcsec
+    return "catalogue" if sep is not None and sep <= classifier.context_spec.max_host_sep_arcsec else (
+        "catalogue_no_match"
+    )
+
+
 @router.get("/{object_id}", response_model=ObjectView, responses=_ERRORS)
 async def object_view(object_id: ObjectId, store: StoreDep, classifier: ClassifierDep) -> JSONBytes:
     """The stored light curve (time order; ``in_model`` marks the model's first detections), the context
@@ -78,6 +94,8 @@ async def object_view(object_id: ObjectId, store: StoreDep, classifier: Classifi
         # the API names the detection the context came from, not "the" detection of this view
         context["source_detection_id"] = stored.pop("detection_id")
         context.update(stored)
+        source = next((d for d in lc if d.detection_id == context["source_detection_id"]), None)
+        context["host_source"] = _host_source(ctx, source, classifier)
     return JSONBytes(
         {
             "object_id": object_id,

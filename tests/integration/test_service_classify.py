@@ -213,6 +213,8 @@ def test_read_endpoints(server: ThreadServer, loaded_model: Any) -> None:
         post_all(client, dets)
         hist = client.get("/objects/GOTO_read/probabilities").json()
         view = client.get("/objects/GOTO_read").json()
+        post_all(client, light_curve("GOTO_nohost", 2, seed=7))
+        no_host = client.get("/objects/GOTO_nohost").json()["context"]
         assert client.get("/objects/unknown_object").status_code == 404
         assert client.get("/objects/unknown_object/probabilities").status_code == 404
         assert client.get("/objects/bad{id}").status_code == 422
@@ -228,7 +230,10 @@ def test_read_endpoints(server: ThreadServer, loaded_model: Any) -> None:
     assert (
         view["context"]["host_sep_arcsec"] == 12.5
         and view["context"]["source_detection_id"] == "GOTO_read-000"
+        and view["context"]["host_source"] == "request"
     )
+    # no host distance given and no catalogue configured: the view says the host is unknown
+    assert no_host["host_sep_arcsec"] is None and no_host["host_source"] == "unknown"
     gal_l, gal_b = galactic_lb(dets[0]["ra"], dets[0]["dec"])
     assert view["context"]["gal_l_deg"] == pytest.approx(float(gal_l))
     assert view["context"]["gal_b_deg"] == pytest.approx(float(gal_b))
