@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BINNING_GAP_DAYS", "SurveyAdapter", "bin_light_curve", "group_starts"]
+__all__ = ["BINNING_GAP_DAYS", "SurveyAdapter", "bin_light_curve", "group_starts", "training_input_adapter"]
 
 #: Detections closer in time than this (to the previous detection of the same object) are combined.
 #: A visit: GOTO takes its exposures of a field within minutes, CRTS its four within ~30 min, so 1.5 h
@@ -116,3 +116,20 @@ def bin_light_curve(
     t_out = np.bincount(group, weights=w * t, minlength=n) / w_sum
     m_out = np.bincount(group, weights=w * m, minlength=n) / w_sum
     return t_out, m_out, 1.0 / np.sqrt(w_sum)
+
+
+def training_input_adapter(data_provenance: dict) -> SurveyAdapter:
+    """The adapter applied to a model's main training data (an artifact's ``metadata.data``).
+
+    The service feeds the model GOTO detections as they arrive, one per step, every band; a model whose
+    main training data was adapted (bands kept, light curves started late, detections binned) reads
+    another input than the one the service builds, so the service refuses it (real sets mixed into
+    training with their own presets, ``training.real_sets``, do not change the model's input).
+
+    >>> training_input_adapter({}).is_identity
+    True
+    >>> training_input_adapter({"adapter": {"adapter": {"binning": "night"}}}).binning
+    'night'
+    """
+    record = (data_provenance or {}).get("adapter") or {}
+    return SurveyAdapter.model_validate(record.get("adapter") or {})

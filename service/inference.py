@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
+from lightcurve.adapters import training_input_adapter
 from lightcurve.metadata import ArtifactMetadata, load_metadata
 from lightcurve.preprocessing import context_matrix, sequence_input
 from service import metrics
@@ -533,6 +534,13 @@ def load_model(model_dir: Path, tolerance: float = 1e-5) -> LoadedModel:
     import keras
 
     metadata = load_metadata(model_dir)
+    adapter = training_input_adapter(metadata.data)
+    if not adapter.is_identity:
+        raise RuntimeError(
+            f"{model_dir}: the model was trained on adapted light curves ({adapter.describe()}), but the "
+            "service feeds it every detection as it arrives; train on GOTO-like tables without an adapter "
+            "(real sets can join training with --real-sets)"
+        )
     model = keras.models.load_model(Path(model_dir) / "model.keras", compile=False)
     engine = build_engine(model, metadata)
     check = verify_engine(model, engine, metadata, tolerance)
