@@ -1,4 +1,5 @@
-"""Describe a data set next to the paper's: statistics table and figures for ``docs/data.md``.
+"""Describe a data set next to the paper's and the real labelled sets: tables and figures for
+``docs/data.md``.
 
 Regenerate (after ``goto-classifier simulate --out data/sim``)::
 
@@ -6,8 +7,10 @@ Regenerate (after ``goto-classifier simulate --out data/sim``)::
 
 The figures mirror the paper's Figs 1-3 (mean magnitude vs scatter; duration, number of points and
 gaps; distance to the nearest galaxy and Galactic latitude), plus example light curves with the two
-real GOTO light curves beside simulated ones. Only the text between the ``<!-- generated:NAME -->``
-markers of the document is replaced, so its prose is edited by hand.
+real GOTO light curves beside simulated ones, and each class against the real sets of
+``../shared/data/real_dev`` (read through the trainer's adapters, ``trainer.real_sets``): magnitude,
+amplitude, points, span, and error against magnitude. Only the text between the
+``<!-- generated:NAME -->`` markers of the document is replaced, so its prose is edited by hand.
 """
 
 from __future__ import annotations
@@ -25,13 +28,28 @@ from trainer.data import SurveyTables, host_separation_arcsec, load_tables
 from trainer.survey_stats import (
     CLASS_NAMES,
     MATCH_RADIUS_ARCSEC,
+    PROFILE_TARGETS,
+    SN_TYPE_GROUPS,
     check_tolerances,
+    class_profile,
+    first_points_table,
     per_object_table,
     pooled_gaps,
+    sn_type_group,
     summary_statistics,
 )
 
-__all__ = ["main", "render_composition", "render_tables", "write_figures"]
+__all__ = [
+    "load_real_tables",
+    "main",
+    "render_composition",
+    "render_real_comparison",
+    "render_sn_mix",
+    "render_tables",
+    "render_targets",
+    "write_comparison_figures",
+    "write_figures",
+]
 
 COLOURS = {"VS": "0.45", "SN": "tab:red", "AGN": "tab:blue"}
 REAL_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_goto_examples"
@@ -134,24 +152,122 @@ def render_tables(stats: dict) -> dict[str, str]:
 
 
 def render_composition(tables: SurveyTables) -> str:
-    """Markdown table of the simulator's true subtypes (empty note for data without them)."""
+    """Markdown table of the simulator's true subtypes (empty note for data without them), over
+    each light curve's first 30 points as the model reads them."""
     obj = tables.objects
     if "true_subtype" not in obj.columns:
         return "(no `true_subtype` column: not simulated data)"
-    per = per_object_table(tables.detections, obj).assign(subtype=obj["true_subtype"].to_numpy())
+    per = first_points_table(tables.detections, obj)
     rows = []
     for c in CLASS_NAMES:
         sel = per[per["label"] == c]
-        for name, group in sel.groupby("subtype"):
+        for name, group in sel.groupby("true_subtype"):
             rows.append(
                 f"| {c} | {name} | {len(group):,} | {len(group) / len(sel):.1%} | "
-                f"{group['n_points'].median():.0f} | {group['duration_d'].median():.0f} | "
-                f"{group['mean_mag'].mean():.1f} | {group['std_mag'].median():.3f} |"
+                f"{group['mean_mag'].median():.2f} | {np.mean(group['mean_mag'] > 18):.0%} | "
+                f"{group['amplitude_mag'].median():.2f} | {group['points'].median():.0f} | "
+                f"{group['span_d'].median():.0f} |"
             )
     header = (
-        "| Class | Subtype | Objects | Share of class | Median points | Median duration (d) "
-        "| Mean magnitude | Median std (mag) |\n|---|---|---|---|---|---|---|---|\n"
+        "| Class | Subtype | Objects | Share of class | Mean magnitude | Fainter than 18 "
+        "| Amplitude (mag) | Points | Span (d) |\n|---|---|---|---|---|---|---|---|---|\n"
     )
+    return header + "\n".join(rows)
+
+
+#: Real sets compared with the simulator: (set name, class, column title).
+REAL_COLUMNS = (
+    ("mantra_crts", "VS", "CRTS VS"),
+    ("ztf_bts", "VS", "ZTF novae (VS)"),
+    ("mantra_crts", "SN", "CRTS SN"),
+    ("ztf_bts", "SN", "ZTF SN"),
+    ("mantra_crts", "AGN", "CRTS AGN"),
+)
+PROFILE_ROWS = (
+    ("objects", "n", 0),
+    ("mean magnitude", "mean_mag", 2),
+    ("light curves fainter than 18 mag", "fraction_mean_mag_over_18", -1),
+    ("amplitude, max - min (mag)", "amplitude_mag", 2),
+    ("points (of the first 30)", "points", 0),
+    ("span (d)", "span_d", 0),
+    ("gap between points (d)", "median_gap_d", 1),
+    ("magnitude error", "median_err", 3),
+)
+
+
+def load_real_tables(real_dir: Path) -> dict[str, SurveyTables]:
+    """The real sets of ``real_dir`` that exist, each through its preset adapter (as the model sees
+    them: CRTS from the discovery date, ZTF r band, one point per night)."""
+    from trainer.adapt import adapt_tables
+    from trainer.real_sets import REAL_SETS
+
+    out = {}
+    for name in {name for name, _, _ in REAL_COLUMNS}:
+        folder = real_dir / REAL_SETS[name].folder
+        if (folder / "objects.csv").is_file() or (folder / "objects.parquet").is_file():
+            out[name] = adapt_tables(load_tables(folder), REAL_SETS[name].adapter)
+    return out
+
+
+def _cell(value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if digits < 0 else (f"{value:,.0f}" if digits == 0 else f"{value:.{digits}f}")
+
+
+def render_real_comparison(sim: SurveyTables, real: dict[str, SurveyTables]) -> str:
+    """Markdown: medians per class, simulator next to each real set (first 30 points per object)."""
+    sim_profile = class_profile(first_points_table(sim.detections, sim.objects))
+    real_profile = {k: class_profile(first_points_table(t.detections, t.objects)) for k, t in real.items()}
+    columns: list[tuple[str, dict[str, float] | None]] = []
+    for c in CLASS_NAMES:
+        columns.append((f"**sim {c}**", sim_profile.get(c)))
+        for name, label, title in REAL_COLUMNS:
+            if label == c and name in real_profile:
+                columns.append((title, real_profile[name].get(label)))
+    header = "| median per object | " + " | ".join(t for t, _ in columns) + " |\n"
+    header += "|---" * (len(columns) + 1) + "|\n"
+    rows = [
+        f"| {title} | " + " | ".join(_cell(None if p is None else p[key], digits) for _, p in columns) + " |"
+        for title, key, digits in PROFILE_ROWS
+    ]
+    return header + "\n".join(rows)
+
+
+def render_targets(sim: SurveyTables) -> str:
+    """Markdown: each documented per-class target (``PROFILE_TARGETS``), measured on ``sim``."""
+    profile = class_profile(first_points_table(sim.detections, sim.objects))
+    rows = [
+        f"| {t.label} | {t.statistic} | {t.low:g} - {t.high:g} | "
+        f"{profile.get(t.label, {}).get(t.statistic, float('nan')):.2f} | "
+        f"{'yes' if t.holds(profile) else '**no**'} | {t.source} |"
+        for t in PROFILE_TARGETS
+    ]
+    return (
+        "| Class | Statistic | Target | Measured | Holds | Source |\n|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+    )
+
+
+def render_sn_mix(sim: SurveyTables, real: dict[str, SurveyTables]) -> str:
+    """Markdown: shares of supernova groups, simulator against the ZTF Bright Transient Survey."""
+    shares = {}
+    obj = sim.objects
+    if "true_subtype" in obj.columns:
+        sn = obj.loc[obj["label"] == "SN", "true_subtype"].map(sn_type_group)
+        shares["simulator"] = sn.value_counts(normalize=True)
+    if "ztf_bts" in real and "label_original" in real["ztf_bts"].objects.columns:
+        bts = real["ztf_bts"].objects
+        shares["ZTF BTS"] = (
+            bts.loc[bts["label"] == "SN", "label_original"].map(sn_type_group).value_counts(normalize=True)
+        )
+    if not shares:
+        return "(no supernova subtypes)"
+    header = "| SN group | " + " | ".join(shares) + " |\n" + "|---" * (len(shares) + 1) + "|\n"
+    rows = [
+        f"| {g} | " + " | ".join(f"{share.get(g, 0.0):.1%}" for share in shares.values()) + " |"
+        for g in SN_TYPE_GROUPS
+    ]
     return header + "\n".join(rows)
 
 
@@ -319,6 +435,89 @@ def _example_light_curves(tables: SurveyTables, per: pd.DataFrame, img_dir: Path
     return path
 
 
+def write_comparison_figures(sim: SurveyTables, real: dict[str, SurveyTables], img_dir: Path) -> list[Path]:
+    """Per class, simulator against the real sets: distributions of mean magnitude, amplitude,
+    points and span (first 30 points), and the magnitude error against magnitude."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img_dir.mkdir(parents=True, exist_ok=True)
+    sim_tab = first_points_table(sim.detections, sim.objects)
+    real_tab = {k: first_points_table(t.detections, t.objects) for k, t in real.items()}
+    stats = (
+        ("mean_mag", "mean magnitude", np.linspace(10, 21.5, 47)),
+        ("amplitude_mag", "amplitude, max - min (mag)", np.linspace(0, 8, 41)),
+        ("points", "points (of the first 30)", np.arange(0.5, 31.5, 1.0)),
+        ("span_d", "span (d)", np.linspace(0, 1200, 49)),
+    )
+    fig, axes = plt.subplots(len(CLASS_NAMES), len(stats), figsize=(14, 8.5), squeeze=False)
+    for i, c in enumerate(CLASS_NAMES):
+        for j, (col, title, bins) in enumerate(stats):
+            ax = axes[i, j]
+            curves = [(f"sim {c}", sim_tab.loc[sim_tab["label"] == c, col], "k")]
+            for (name, label, ctitle), colour in zip(
+                REAL_COLUMNS, ("tab:red", "tab:orange", "tab:red", "tab:blue", "tab:red"), strict=True
+            ):
+                if label == c and name in real_tab:
+                    curves.append((ctitle, real_tab[name].loc[real_tab[name]["label"] == c, col], colour))
+            for lab, values, colour in curves:
+                v = values.to_numpy(dtype=np.float64)
+                if v.size:
+                    ax.hist(
+                        np.clip(v, bins[0], bins[-1]),
+                        bins=bins,
+                        weights=np.full(v.size, 1 / v.size),
+                        histtype="step",
+                        lw=1.5,
+                        color=colour,
+                        label=f"{lab} ({v.size:,})",
+                    )
+            ax.set_xlabel(title, fontsize=8)
+            ax.tick_params(labelsize=7)
+            if j == 0:
+                ax.set_ylabel(f"{c}: fraction", fontsize=8)
+            ax.legend(fontsize=6)
+    fig.suptitle(
+        "Simulated classes against real labelled light curves (first 30 points per object)", fontsize=10
+    )
+    fig.tight_layout()
+    paths = [img_dir / "data_sim_vs_real.png"]
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    bins = np.arange(10.0, 21.6, 0.5)
+    sets = [("simulator (L)", sim.detections, "k")] + [
+        (name, t.detections, colour)
+        for (name, t), colour in zip(sorted(real.items()), ("tab:red", "tab:blue"), strict=False)
+    ]
+    for lab, det, colour in sets:
+        m, e = det["mag"].to_numpy(), det["mag_err"].to_numpy()
+        idx = np.digitize(m, bins)
+        centres, med, lo, hi = [], [], [], []
+        for k in range(1, bins.size):
+            sel = e[idx == k]
+            if sel.size >= 20:
+                centres.append(0.5 * (bins[k - 1] + bins[k]))
+                med.append(np.median(sel))
+                lo.append(np.quantile(sel, 0.16))
+                hi.append(np.quantile(sel, 0.84))
+        ax.plot(centres, med, color=colour, label=lab)
+        ax.fill_between(centres, lo, hi, color=colour, alpha=0.15)
+    ax.set_yscale("log")
+    ax.set_xlabel("magnitude")
+    ax.set_ylabel("magnitude error (median, 16-84 %)")
+    ax.legend(fontsize=8)
+    ax.set_title("Error against magnitude: simulator and real sets", fontsize=9)
+    fig.tight_layout()
+    paths.append(img_dir / "data_error_vs_mag.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
 def _replace_sections(doc: str, sections: dict[str, str]) -> str:
     for name, body in sections.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->).*?(<!-- /generated:{name} -->)", re.S)
@@ -337,6 +536,11 @@ def main(argv: list[str] | None = None) -> int:
         "--doc", default="docs/data.md", help="markdown document whose generated sections to fill"
     )
     parser.add_argument("--img", default="docs/img", help="directory for the PNG figures")
+    parser.add_argument(
+        "--real",
+        default=None,
+        help="folder holding real_dev/ (default: ../shared/data beside the repository)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -347,6 +551,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}", file=sys.stderr)
     sections = render_tables(stats)
     sections["composition"] = render_composition(tables)
+    from trainer.real_sets import default_real_dir
+
+    real = load_real_tables(Path(args.real) if args.real else default_real_dir())
+    for path in write_comparison_figures(tables, real, Path(args.img)):
+        print(f"wrote {path}", file=sys.stderr)
+    sections["real_comparison"] = render_real_comparison(tables, real)
+    sections["targets"] = render_targets(tables)
+    sections["sn_mix"] = render_sn_mix(tables, real)
     sim = tables.provenance.get("simulator", {})
     sections["source"] = (
         f"Data: `{args.data}` — {stats['n_objects']:,} objects, {stats['n_detections']:,} detections"

@@ -21,12 +21,19 @@ from numpy.typing import NDArray
 from lightcurve.context import galactic_lb
 
 __all__ = [
+    "FIRST_POINTS",
     "PAPER_STATISTICS",
+    "PROFILE_COLUMNS",
+    "PROFILE_TARGETS",
     "TOLERANCE_CHECKS",
+    "ProfileTarget",
     "ToleranceCheck",
     "check_tolerances",
+    "class_profile",
+    "first_points_table",
     "per_object_table",
     "pooled_gaps",
+    "sn_type_group",
     "summary_statistics",
 ]
 
@@ -290,5 +297,32 @@ PROFILE_TARGETS = (
     ProfileTarget("AGN", "points", 4.0, 8.0, "paper: points 'fairly similar' across classes"),
     ProfileTarget("VS", "span_d", 300.0, 600.0, "paper: VS observed > 300 d"),
     ProfileTarget("SN", "span_d", 10.0, 99.0, "paper: SN < 100 d; ZTF SN 50 d"),
-    ProfileTarget("AGN", "span_d", 150.0, 600.0, "paper: AGN > 300 d (75th percentile, checked separately)"),
+    ProfileTarget(
+        "AGN", "span_d", 120.0, 600.0, "paper: AGN > 300 d (read as the 75th percentile: paper checks)"
+    ),
 )
+
+
+SN_TYPE_GROUPS = ("Ia", "II", "IIn", "Ibc", "SLSN", "other")
+
+
+def sn_type_group(name: str) -> str:
+    """Broad supernova group of a simulator subtype or a TNS/BTS type ("SN Ia-91T" -> "Ia").
+
+    Examples
+    --------
+    >>> [sn_type_group(n) for n in ("SN Ia-91T", "II-P", "SN IIb", "SN IIn", "SN Ic-BL", "SLSN-I", "Ca-rich")]
+    ['Ia', 'II', 'II', 'IIn', 'Ibc', 'SLSN', 'other']
+    """
+    core = name.removeprefix("SN ").strip()
+    if core.startswith("SLSN"):
+        return "SLSN"
+    if core.startswith("Ia"):
+        return "Ia"
+    if core.startswith("IIn"):
+        return "IIn"
+    if core.startswith("II"):
+        return "II"
+    if core.startswith(("Ib", "Ic")):
+        return "Ibc"
+    return "other"

@@ -46,7 +46,7 @@ CLASS_NAMES = ("VS", "SN", "AGN")
 PAPER_CLASS_COUNTS = {"VS": 98457, "SN": 201, "AGN": 543}
 DEFAULT_SEED = 2021
 #: Version of the simulated-sky model: bump it whenever a change alters the tables a seed produces.
-SIMULATOR_MODEL_VERSION = "2.0"
+SIMULATOR_MODEL_VERSION = "2.1"
 #: Background galaxies in the GLADE-like catalogue (hosts of SNe and AGN are added to these).
 DEFAULT_N_GALAXIES = 400_000
 MAX_CHUNK = 8000
@@ -181,12 +181,10 @@ def _variable_star_chunk(rng: np.random.Generator, n: int, schedule: SurveySched
     return _Chunk(columns, **_no_hosts(n), det_obj=det[0], det_mjd=det[1], det_mag=det[2], det_err=det[3])
 
 
-def _observed_span(obj: IntArray, t: FloatArray, n: int) -> FloatArray:
+def _first_detection(obj: IntArray, t: FloatArray, n: int) -> FloatArray:
     first = np.full(n, np.inf)
-    last = np.full(n, -np.inf)
     np.minimum.at(first, obj, t)
-    np.maximum.at(last, obj, t)
-    return last - first
+    return first
 
 
 def _supernova_chunk(rng: np.random.Generator, n: int, schedule: SurveySchedule) -> _Chunk:
@@ -199,10 +197,12 @@ def _supernova_chunk(rng: np.random.Generator, n: int, schedule: SurveySchedule)
     det = _observe(
         rng, schedule, ra, dec, lambda obj, t: supernovae.supernova_magnitudes(p, obj, t), np.full(n, np.inf)
     )
-    # Unclassified candidates, and those observed for longer than the paper's SNe ever are, are not
-    # labelled: their detections are dropped, so they are never accepted.
-    keep = p["keep"] & (_observed_span(det[0], det[1], n) < supernovae.SN_MAX_OBSERVED_D)
-    det_keep = keep[det[0]]
+    # Unclassified candidates are not labelled: their detections are dropped, so they are never
+    # accepted. A labelled SN's light curve ends SN_MAX_OBSERVED_D after its first detection (the
+    # paper's SNe are observed < 100 d); cutting, rather than rejecting the long ones, keeps the
+    # slow types (II-P plateaus, IIn) in the mix with the early light curve the model reads.
+    first = _first_detection(det[0], det[1], n)
+    det_keep = p["keep"][det[0]] & (det[1] - first[det[0]] < supernovae.SN_MAX_OBSERVED_D)
     columns = {
         "ra": ra,
         "dec": dec,
@@ -302,6 +302,7 @@ def simulate(
     n_galaxies: int = DEFAULT_N_GALAXIES,
     survey: SurveyConfig | None = None,
     progress: bool = True,
+    counts: dict[str, int] | None = None,
 ) -> SimulatedSky:
     """Simulate a GOTO-like labelled sky (see ``docs/data.md`` for the model and its statistics).
 
@@ -313,12 +314,19 @@ def simulate(
         Seed of every random number: the same seed gives identical tables.
     n_galaxies
         Background galaxies in the catalogue (the SN and AGN hosts that are catalogued are added).
+    counts
+        Objects per class instead of the paper's fractions (e.g. many SNe and AGN, to study the
+        rare classes); ``n_objects`` is then ignored.
     """
     from tqdm import tqdm
 
     from trainer.data import derive_detection_ids
 
-    counts = class_counts(n_objects)
+    if counts is None:
+        counts = class_counts(n_objects)
+    elif set(counts) != set(CLASS_NAMES) or min(counts.values()) < 1:
+        raise ValueError(f"counts must give at least one object of each of {CLASS_NAMES}, got {counts}")
+    counts = {c: int(counts[c]) for c in CLASS_NAMES}
     survey = survey or SurveyConfig()
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     rng_survey, rng_galaxies, rng_ids = streams[0], streams[1], streams[5]

@@ -1,22 +1,27 @@
-"""Supernovae: types with published luminosity functions and rates, distances from a volume, light
-curves with per-type rise and decline, host offsets.
+"""Supernovae: types in their magnitude-limited proportions, peak magnitudes from published
+luminosity functions, distances from a volume, light curves with per-type rise and decline, host
+offsets.
 
-- Types and volumetric rates: Li et al. (2011, MNRAS 412, 1441), LOSS volume-limited sample: Ia 24 %,
-  Ibc 19 %, II 57 % (of II: II-P 70 %, II-L 10 %, IIn 9 %, IIb 12 %). Superluminous SNe: ~1e-4 of
-  core collapse per volume (Quimby et al. 2013, MNRAS 431, 912).
-- Peak absolute magnitudes (B, Gaussian): Richardson et al. (2014, AJ 147, 118), bias-corrected;
-  SLSN -21.5 +/- 0.7 (Gal-Yam 2012, Science 337, 927; De Cia et al. 2018).
-- Each type is drawn uniformly in volume out to the distance where even its bright tail is fainter
-  than the survey limit, with a share proportional to rate x volume, so that the survey's depth,
-  not a chosen magnitude distribution, makes the magnitude-limited mix (ZTF BTS, a magnitude-limited
-  survey: ~72 % Ia, ~18 % II, ~6 % Ibc, ~3 % IIn, ~1 % SLSN; Perley et al. 2020, ApJ 904, 35).
+- Type shares in a magnitude-limited survey: the ZTF Bright Transient Survey (Fremling et al. 2020,
+  ApJ 895, 32; Perley et al. 2020, ApJ 904, 35), as measured on its 1,505 typed SNe in
+  ``../shared/data/real_dev/ztf_bts``: Ia 77.6 %, II 13.6 %, Ibc 5.3 %, IIn 2.3 %, SLSN 1.1 %. The
+  II are split II-P : II-L : IIb as 70 : 17 : 13 from the LOSS sample (Li et al. 2011, MNRAS 412,
+  1441; II-L doubled for their brighter peaks in a magnitude-limited sample).
+- Peak absolute magnitudes (B, Gaussian, extinction-corrected): Richardson et al. (2014, AJ 147,
+  118); SLSN -21.5 +/- 0.7 (Gal-Yam 2012, Science 337, 927). In a magnitude-limited sample the
+  observed absolute magnitudes are these shifted brighter by the Malmquist bias 0.6 ln(10) sigma^2.
+- Distances from a volume: in Euclidean space a magnitude-limited sample has apparent peak
+  magnitudes distributed as 10^(0.6 m) whatever the luminosity function, so the apparent peak is
+  drawn from that law and the distance follows from it, the absolute magnitude and the extinction
+  (host: exponential per type; Milky Way: cosecant law in b). Time-scales stretch by (1 + z).
 - Light curves: Bazin et al. (2009) rise and decline with rest-frame time-scales per type (rise to
   peak: Ia ~18 d, Firth et al. 2015; CC ~7-15 d, Gall et al. 2015; SLSN 25-50 d, Nicholl et al. 2015),
   and for II-P a plateau of 80-120 d and a drop to the radioactive tail (Anderson et al. 2014,
-  ApJ 786, 67), stretched by (1 + z).
-- Labels come from spectroscopic classifications (TNS), complete to ~18.5 mag (Fremling et al. 2020)
-  and rare beyond 19.5, so fainter SNe are found but not labelled.
-- Hosts: an exponential disc (offsets of a few kpc); SLSN hosts are dwarfs and rarely catalogued.
+  ApJ 786, 67).
+- Labels come from spectroscopic classifications (TNS), complete to ~18 mag and rare beyond 19
+  (Fremling et al. 2020), so fainter SNe are found but not labelled.
+- Hosts: an exponential disc (offsets of a few kpc); SLSN hosts are compact dwarfs, rarely
+  catalogued.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from trainer.simulator.variables import power_law_magnitudes
 
 __all__ = [
     "SN_MAX_OBSERVED_D",
@@ -45,8 +52,8 @@ C_KM_S = 299792.458
 H0_KM_S_MPC = 70.0
 #: Kpc per arcsec per Mpc of distance (small angles).
 KPC_PER_ARCSEC_PER_MPC = 1e3 / (180.0 / np.pi * 3600.0)
-#: The paper: SNe "are typically observed no longer than 100 d": labelled SNe whose observed light
-#: curve spans more are not in the sample (applied after observation, in ``generate``).
+#: The paper: SNe "are typically observed no longer than 100 d": a labelled SN's light curve ends
+#: this many days after its first detection (applied after observation, in ``generate``).
 SN_MAX_OBSERVED_D = 99.0
 SN_CLASSIFICATION_MAG = 18.2
 SN_CLASSIFICATION_WIDTH_MAG = 0.3
@@ -55,12 +62,11 @@ SN_CLASSIFICATION_WIDTH_MAG = 0.3
 @dataclass(frozen=True)
 class SupernovaType:
     name: str
-    #: Share of all SNe in a volume-limited sample (Li et al. 2011).
-    volumetric_rate: float
-    #: Peak absolute magnitude: Gaussian (mean, sd) (Richardson et al. 2014).
+    #: Share of SNe in a magnitude-limited survey (ZTF BTS).
+    magnitude_limited_share: float
+    #: Peak absolute magnitude: Gaussian (mean, sd) of the volume-limited population (Richardson
+    #: et al. 2014).
     abs_mag: tuple[float, float]
-    #: Drawn uniformly in volume out to this luminosity distance.
-    max_distance_mpc: float
     #: Rest-frame Bazin time-scales (uniform ranges, d).
     rise_tau_d: tuple[float, float]
     fall_tau_d: tuple[float, float]
@@ -71,14 +77,18 @@ class SupernovaType:
 
 
 SUPERNOVA_TYPES: tuple[SupernovaType, ...] = (
-    SupernovaType("Ia", 0.24, (-19.26, 0.51), 1500.0, (3.5, 5.5), (18.0, 32.0), 0.1),
-    SupernovaType("II-P", 0.40, (-16.75, 0.98), 600.0, (1.5, 3.0), (80.0, 120.0), 0.3, "plateau"),
-    SupernovaType("II-L", 0.057, (-17.98, 0.90), 900.0, (2.0, 4.0), (25.0, 40.0), 0.3),
-    SupernovaType("IIb", 0.068, (-16.99, 0.92), 600.0, (2.5, 4.5), (15.0, 30.0), 0.3),
-    SupernovaType("IIn", 0.051, (-18.53, 1.0), 2000.0, (4.0, 10.0), (40.0, 120.0), 0.2),
-    SupernovaType("Ibc", 0.19, (-17.45, 1.12), 1000.0, (2.5, 5.0), (15.0, 30.0), 0.4),
-    SupernovaType("SLSN", 1e-4, (-21.5, 0.7), 5000.0, (8.0, 16.0), (30.0, 70.0), 0.1, "bazin", 0.2),
+    SupernovaType("Ia", 0.776, (-19.26, 0.51), (3.5, 5.5), (18.0, 32.0), 0.1),
+    SupernovaType("II-P", 0.095, (-16.75, 0.98), (1.5, 3.0), (80.0, 120.0), 0.3, "plateau"),
+    SupernovaType("II-L", 0.023, (-17.98, 0.90), (2.0, 4.0), (25.0, 40.0), 0.3),
+    SupernovaType("IIb", 0.018, (-16.99, 0.92), (2.5, 4.5), (15.0, 30.0), 0.3),
+    SupernovaType("IIn", 0.023, (-18.53, 1.36), (4.0, 10.0), (40.0, 120.0), 0.2),
+    SupernovaType("Ibc", 0.053, (-17.45, 1.12), (2.5, 5.0), (15.0, 30.0), 0.4),
+    SupernovaType("SLSN", 0.011, (-21.5, 0.7), (8.0, 16.0), (30.0, 70.0), 0.1, "bazin", 0.2),
 )
+#: Apparent peak magnitudes (after extinction) are drawn on this range with counts ~ 10^(0.6 m);
+#: the faint end is past the survey limit, the bright end rarer than one SN per survey.
+SN_APPARENT_PEAK_RANGE = (12.0, 21.0)
+MALMQUIST_FACTOR = 0.6 * np.log(10.0)
 SHAPES = ("bazin", "plateau")
 
 
@@ -154,21 +164,21 @@ def draw_supernovae(
     """Parameters of ``n`` candidate supernovae, given the Milky Way extinction along their lines of
     sight. ``keep`` is False for candidates that would not be labelled (not classified)."""
     types = SUPERNOVA_TYPES
-    # Share of candidates per type: rate x the volume it is drawn from.
-    weight = np.array([t.volumetric_rate * t.max_distance_mpc**3 for t in types])
-    subtype = rng.choice(len(types), size=n, p=weight / weight.sum())
+    share = np.array([t.magnitude_limited_share for t in types])
+    subtype = rng.choice(len(types), size=n, p=share / share.sum())
 
     def col(get) -> FloatArray:
         return np.array([get(t) for t in types], dtype=np.float64)[subtype]
 
-    distance = col(lambda t: t.max_distance_mpc) * rng.random(n) ** (1.0 / 3.0)
-    distance = np.maximum(distance, 5.0)
-    z = redshift_of_distance(distance)
-    stretch = 1.0 + z
-    abs_mag = rng.normal(col(lambda t: t.abs_mag[0]), col(lambda t: t.abs_mag[1]))
+    lo, hi = SN_APPARENT_PEAK_RANGE
+    m_peak = power_law_magnitudes(rng, np.full(n, lo), np.full(n, hi), np.full(n, 0.6))
+    sigma = col(lambda t: t.abs_mag[1])
+    abs_mag = rng.normal(col(lambda t: t.abs_mag[0]) - MALMQUIST_FACTOR * sigma**2, sigma)
     host_ext = rng.exponential(col(lambda t: t.host_extinction_scale_mag))
     # K-correction is ignored: L (400-700 nm) is wide and z is mostly < 0.2.
-    m_peak = abs_mag + 5.0 * np.log10(distance) + 25.0 + host_ext + extinction_mag
+    distance = np.maximum(10.0 ** ((m_peak - abs_mag - host_ext - extinction_mag - 25.0) / 5.0), 1.0)
+    z = redshift_of_distance(distance)
+    stretch = 1.0 + z
     tau_rise = stretch * rng.uniform(col(lambda t: t.rise_tau_d[0]), col(lambda t: t.rise_tau_d[1]))
     tau_fall = stretch * rng.uniform(col(lambda t: t.fall_tau_d[0]), col(lambda t: t.fall_tau_d[1]))
     t_peak = rng.uniform(start_mjd - 60.0, end_mjd + 20.0, n)

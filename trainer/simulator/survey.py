@@ -71,6 +71,9 @@ class SurveyConfig:
     visit_prob_median: float = 0.085
     visit_prob_sigma_ln: float = 0.35
     visit_prob_max: float = 0.7
+    #: If set, per-field visit probabilities are instead log-uniform over this range, e.g.
+    #: (0.05, 0.7) for skies from CRTS-like (a visit every ~3 weeks) to ZTF-like (nightly) cadences.
+    visit_prob_range: tuple[float, float] | None = None
     #: Exposures per visit 1, 2, 3, minutes apart (as in the real data). Mostly one: more same-night
     #: pairs would pull the pooled median gap below the paper's ~11 d (see docs/data.md).
     exposures_per_visit_p: tuple[float, float, float] = (0.85, 0.12, 0.03)
@@ -175,9 +178,14 @@ def build_schedule(rng: np.random.Generator, cfg: SurveyConfig | None = None) ->
     d_ra = np.abs((field_ra[:, None] - _anti_sun_ra_deg(nights)[None, :] + 180.0) % 360.0 - 180.0)
     observable = (d_ra < cfg.season_half_width_deg) & good[None, :]
     observable &= (field_dec >= cfg.dec_min_deg - cfg.field_size_deg / 2)[:, None]
-    visit_p = np.minimum(
-        cfg.visit_prob_median * np.exp(rng.normal(0.0, cfg.visit_prob_sigma_ln, n_fields)), cfg.visit_prob_max
-    )
+    if cfg.visit_prob_range is None:
+        visit_p = np.minimum(
+            cfg.visit_prob_median * np.exp(rng.normal(0.0, cfg.visit_prob_sigma_ln, n_fields)),
+            cfg.visit_prob_max,
+        )
+    else:
+        lo, hi = np.log(np.asarray(cfg.visit_prob_range, dtype=np.float64))
+        visit_p = np.exp(rng.uniform(lo, hi, n_fields))
     visited = observable & (rng.random(observable.shape) < visit_p[:, None])
     field_idx, night_idx = np.nonzero(visited)  # row-major: grouped by field, nights increasing
 
