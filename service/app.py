@@ -41,7 +41,7 @@ from service.embedded_redis import EmbeddedRedis
 from service.galaxies import load_galaxy_catalog
 from service.inference import InferenceExecutor, LoadedModel, load_model, load_verified_engine
 from service.metrics import MODEL_INFO
-from service.settings import Settings, load_settings
+from service.settings import Settings, load_settings, redacted_url
 from service.store import RedisStateStore
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -181,9 +181,11 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
         previous_thresholds = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
         log.info(
-            "serving model %s (Redis %s, %s)",
+            "serving model %s (Redis %s at %s, %s)",
             loaded.version,
-            "embedded" if embedded else "external",
+            # under ``serve`` the embedded server is started there and reached here by its URL
+            "embedded" if embedded or settings.redis_embedded else "external",
+            redacted_url(url),
             f"{len(webhooks.subscriptions)} webhook subscription(s)" if webhooks else "no webhooks",
         )
         try:
@@ -206,11 +208,16 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONBytes,
+        # served by service.api.docs instead, behind the read key when reads are protected
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         # no OpenTelemetry per request (its checks cost ~10 us a request; metrics come from /metrics)
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.api_keys = settings.key_values()
     app.state.protect_reads = settings.protect_reads
+    app.state.protect_metrics = settings.protect_metrics
     app.state.max_batch_size = settings.max_batch_size
     for router in ROUTERS:
         app.include_router(router)

@@ -137,7 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
     from lightcurve.metadata import load_metadata
     from service.embedded_redis import EmbeddedRedis
     from service.logs import configure_logging
-    from service.settings import load_settings
+    from service.settings import load_settings, redacted_url
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -160,6 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         os.environ["GOTO_REDIS_URL"] = embedded.start()
+        os.environ["GOTO_REDIS_EMBEDDED"] = "true"  # so the workers' start-up line says so
+    else:
+        log.info("external Redis at %s", redacted_url(settings.redis_url))
     dispatcher = None
     if settings.webhooks is not None and settings.webhook_dispatcher in ("auto", "process"):
         from service.webhooks.process import DispatcherProcess

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["DEFAULT_MODEL_DIR", "Settings", "load_settings"]
+__all__ = ["DEFAULT_MODEL_DIR", "Settings", "load_settings", "redacted_url"]
 
 #: The shipped model directory, found relative to the installed package (repo layout).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "model_artifacts"
@@ -41,8 +42,12 @@ class Settings(BaseSettings):
     webhook_dispatcher: Literal["auto", "process", "worker", "off"] = "auto"
     #: Comma-separated API keys; when set, write endpoints need ``Authorization: Bearer <key>``.
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    #: With API keys set, also require a key on read endpoints.
+    #: With API keys set, also require a key on read endpoints (and on ``/openapi.json``, ``/docs``,
+    #: ``/redoc``). Probes (``/healthz``, ``/readyz``) stay open.
     protect_reads: bool = False
+    #: With API keys set, require a key on ``/metrics`` too. Apart from ``protect_reads`` because
+    #: Prometheus usually scrapes without credentials (it can send one: ``authorization`` in its config).
+    protect_metrics: bool = False
     #: Largest request body accepted (bytes); larger bodies get 413.
     max_body_bytes: int = Field(1_048_576, ge=1024, le=256 * 1_048_576)
     #: Largest number of detections in one ``POST /classify/batch``.
@@ -65,6 +70,8 @@ class Settings(BaseSettings):
     #: Set by ``serve`` (not by operators): the step engine verified against the Keras model at start-up
     #: by a separate process, so workers need not import TensorFlow. Ignored unless it matches the model.
     engine_file: Path | None = None
+    #: Set by ``serve`` (not by operators): ``redis_url`` is the embedded server ``serve`` started.
+    redis_embedded: bool = False
     #: Set by ``serve`` (not by operators): the directory where its workers claim slots and listen for
     #: each other, and their number; each object is then classified by one worker (``service.affinity``).
     peer_dir: Path | None = None
@@ -123,6 +130,21 @@ class Settings(BaseSettings):
     def key_values(self) -> tuple[bytes, ...]:
         """API keys as bytes for constant-time comparison."""
         return tuple(k.get_secret_value().encode() for k in self.api_keys)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password, for logs.
+
+    Examples
+    --------
+    >>> redacted_url("redis://:s3cret@cache:6379/0"), redacted_url("redis://app:pw@cache/1")
+    ('redis://:***@cache:6379/0', 'redis://app:***@cache/1')
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -22,6 +22,7 @@ from service.store import RedisStateStore
 __all__ = [
     "ClassifierDep",
     "JSONBytes",
+    "MetricsAccess",
     "ModelDep",
     "OrjsonRoute",
     "ReadAccess",
@@ -120,6 +121,10 @@ async def require_read_key(request: Request) -> None:
     _check_key(request, bool(request.app.state.api_keys) and request.app.state.protect_reads)
 
 
+async def require_metrics_key(request: Request) -> None:
+    _check_key(request, bool(request.app.state.api_keys) and request.app.state.protect_metrics)
+
+
 async def _classifier(request: Request) -> Classifier:
     return _services(request).classifier
 
@@ -147,3 +152,4 @@ ModelDep = Annotated[LoadedModel, Depends(_model)]
 ServicesDep = Annotated[Services, Depends(_services_dep)]
 WriteAccess = Depends(require_write_key)
 ReadAccess = Depends(require_read_key)
+MetricsAccess = Depends(require_metrics_key)

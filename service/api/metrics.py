@@ -19,12 +19,13 @@ from starlette.responses import Response
 # Imported for their side effect: the metrics exist (at zero) from the first scrape on.
 import service.metrics
 import service.webhooks.metrics  # noqa: F401
+from service.api.deps import MetricsAccess
 
 __all__ = ["MULTIPROC_ENV", "router"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[MetricsAccess])
 
 
 def _render() -> bytes:

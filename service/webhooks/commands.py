@@ -96,14 +96,14 @@ def dispatch(args: argparse.Namespace) -> int:
     return _run(main)
 
 
-async def _subscription_ids(args: argparse.Namespace, redis: Any) -> list[str]:
+async def _subscription_ids(args: argparse.Namespace, redis: Any, need_secrets: bool = True) -> list[str]:
     if args.subscription:
         return list(args.subscription)
     path = _webhooks_path(args, required=False)
     if path:
         from service.webhooks.config import load_subscriptions
 
-        return [s.sid for s in load_subscriptions(path)]
+        return [s.sid for s in load_subscriptions(path, need_secrets=need_secrets)]
     # No configuration at hand: find every subscription that has a dead-letter stream.
     from service.webhooks.outbox import dead_letter_key
 
@@ -125,7 +125,7 @@ def dead_letters(args: argparse.Namespace) -> int:
         redis = _connect(_redis_url(args))
         try:
             rows = []
-            for sid in await _subscription_ids(args, redis):
+            for sid in await _subscription_ids(args, redis, need_secrets=False):
                 rows += await list_dead_letters(redis, sid, count=args.limit)
         finally:
             await redis.aclose()

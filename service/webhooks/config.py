@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -135,15 +136,18 @@ class Subscription(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _complete(self) -> Subscription:
+    def _complete(self, info: ValidationInfo) -> Subscription:
         if (self.secret is None) == (self.secret_env is None):
             raise ValueError("give exactly one of 'secret' and 'secret_env'")
+        # listing dead letters reads only ids: it needs no secret (signing, so delivering, does)
+        need_secret = (info.context or {}).get("need_secrets", True)
         if self.secret_env is not None:
             env_value = os.environ.get(self.secret_env)
-            if not env_value:
+            if not env_value and need_secret:
                 raise ValueError(f"secret_env: environment variable {self.secret_env} is not set")
-            object.__setattr__(self, "secret", SecretStr(env_value))
-        if not self.secret_value():
+            if env_value:
+                object.__setattr__(self, "secret", SecretStr(env_value))
+        if not self.secret_value() and need_secret:
             raise ValueError("secret: must not be empty")
         if self.id is None:
             # The id names the Redis streams, so it must survive restarts: derive it from the URL.
@@ -214,8 +218,11 @@ def _parse(path: Path, text: str) -> Any:
         raise WebhookConfigError(f"{path}: invalid YAML: {exc}") from exc
 
 
-def load_subscriptions(path: str | os.PathLike[str]) -> list[Subscription]:
+def load_subscriptions(path: str | os.PathLike[str], *, need_secrets: bool = True) -> list[Subscription]:
     """Read and validate a subscriptions file (``.json``; ``.yaml``/``.yml`` or anything else as YAML).
+
+    ``need_secrets=False`` accepts a ``secret_env`` that is not set (the subscription then has no
+    secret): for commands that only name subscriptions, such as listing dead letters.
 
     Raises
     ------
@@ -231,7 +238,7 @@ def load_subscriptions(path: str | os.PathLike[str]) -> list[Subscription]:
     if not isinstance(data, dict):
         raise WebhookConfigError(f"{path}: top level must be an object with a 'subscriptions' list")
     try:
-        parsed = _SubscriptionsFile.model_validate(data)
+        parsed = _SubscriptionsFile.model_validate(data, context={"need_secrets": need_secrets})
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = err["msg"].removeprefix("Value error, ")

@@ -2,8 +2,10 @@
 
 The metrics are module-level, prometheus-client style: they register once on the default registry when
 this module is first imported (nothing else happens at import), so the service's ``/metrics`` shows them
-without wiring, and multiprocess mode works (gauges declare how worker values combine). The dispatcher
-talks to a :class:`DeliveryMetrics` object, so a test or another exporter can pass its own.
+without wiring, and multiprocess mode works (gauges declare how worker values combine; the outbox
+gauges are ``livemax``, so a dead dispatcher's last values stop counting once its files are marked
+dead: ``service.webhooks.process``). The dispatcher talks to a :class:`DeliveryMetrics` object, so a
+test or another exporter can pass its own.
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ DELIVERY_DURATION = Histogram(
 )
 OUTBOX_LAG = Gauge(
     "goto_webhook_outbox_lag_seconds", "Age of the oldest event waiting in the outbox stream (0: empty)",
-    ["subscription"], multiprocess_mode="max",
+    ["subscription"], multiprocess_mode="livemax",
 )
 OUTBOX_BACKLOG = Gauge(
     "goto_webhook_outbox_backlog", "Events not yet delivered: ready/in flight (stream) and retrying",
-    ["subscription", "state"], multiprocess_mode="max",
+    ["subscription", "state"], multiprocess_mode="livemax",
 )
 
 

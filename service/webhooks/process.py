@@ -12,8 +12,12 @@ them and ``goto_webhook_outbox_lag_seconds`` shows it), classification requests 
 CPU is short the OS serves the workers first.
 
 The child inherits the environment (``GOTO_*``, ``PROMETHEUS_MULTIPROC_DIR``: its delivery metrics
-appear in the workers' ``/metrics``) and stderr. If it dies it is restarted after a pause (1 s, doubling
-up to 30 s); nothing is lost meanwhile, events wait in the Redis outbox.
+appear in the workers' ``/metrics``) and stderr. The Redis URL reaches it as ``GOTO_REDIS_URL`` in that
+environment, never on its command line: a password in the URL would be readable by every local user
+in ``ps`` (``/proc/<pid>/cmdline``), while ``/proc/<pid>/environ`` is readable only by the owner.
+If it dies it is restarted after a pause (1 s, doubling up to 30 s); nothing is lost meanwhile, events
+wait in the Redis outbox. Each time it is reaped its multiprocess metric files are marked dead, so
+its outbox gauges (``livemax``) stop counting and ``/metrics`` shows only the live dispatcher's.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ class DispatcherProcess:
         niceness: int = 10,
     ) -> None:
         level = "error" if log_level == "critical" else log_level
-        self.command = [sys.executable, "-m", "lightcurve.cli", "dispatch", "--redis-url", redis_url,
-                        "--webhooks", str(webhooks), "--log-level", level]
+        self.command = [sys.executable, "-m", "lightcurve.cli", "dispatch", "--webhooks", str(webhooks),
+                        "--log-level", level]
+        self.env = {**os.environ, "GOTO_REDIS_URL": redis_url}
         self.stop_timeout_s = stop_timeout_s
         self.niceness = niceness
         self.proc: subprocess.Popen[bytes] | None = None
@@ -64,7 +69,8 @@ class DispatcherProcess:
             if self._stopping.is_set():
                 return
             # its own session: a terminal's Ctrl-C stops serve, and serve stops the dispatcher (in order)
-            self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL,
+                                         start_new_session=True)
             with contextlib.suppress(OSError):  # set from here: preexec_fn is unsafe with threads
                 mine = os.getpriority(os.PRIO_PROCESS, 0)
                 os.setpriority(os.PRIO_PROCESS, self.proc.pid, mine + self.niceness)
@@ -78,6 +84,7 @@ class DispatcherProcess:
             if proc is None:
                 return
             code = proc.wait()
+            _forget_metrics_of(proc.pid)
             if self._stopping.is_set():
                 return
             log.error("webhook dispatcher process %d exited with %s; restarting in %.0f s",
@@ -102,3 +109,14 @@ class DispatcherProcess:
                 proc.wait()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if proc is not None:
+            _forget_metrics_of(proc.pid)
+
+
+def _forget_metrics_of(pid: int) -> None:
+    """Remove a dead process's live-gauge files (prometheus-client multiprocess mode): otherwise its
+    last outbox lag and backlog stay in every scrape for ever (a permanent false alert)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

@@ -103,10 +103,13 @@ def redis_server_binary() -> str:
 class RedisProcess:
     """A redis-server child process on a TCP port that a test can stop and start again."""
 
-    def __init__(self, directory: Path, port: int | None = None, persistent: bool = False) -> None:
+    def __init__(self, directory: Path, port: int | None = None, persistent: bool = False,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.persistent = persistent
+        #: more redis-server options, e.g. ``("--requirepass", "...")``
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -131,6 +134,7 @@ class RedisProcess:
                     if self.persistent
                     else ["--appendonly", "no"]
                 ),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
