@@ -386,9 +386,15 @@ def test_class_statistics_meet_the_documented_targets(large_profile, target):
 
 
 def test_paper_checks_hold_at_20k(large_sky):
-    stats = summary_statistics(large_sky.detections, large_sky.objects)
+    sep = GalaxyCatalog(large_sky.galaxies["ra"], large_sky.galaxies["dec"]).nearest_separation_arcsec(
+        large_sky.objects["ra"], large_sky.objects["dec"]
+    )
+    stats = summary_statistics(large_sky.detections, large_sky.objects, sep)
     failed = [c.name for c in check_tolerances(stats) if not c.ok]
     assert not failed
+    # Fig. 3: SNe and AGN each more often within 60" of a catalogue galaxy than VS.
+    host = {c: stats["by_class"][c]["fraction_host_within_60arcsec"] for c in ("VS", "SN", "AGN")}
+    assert host["SN"] > 0.5 and host["AGN"] > 0.15 and host["VS"] < 0.05
 
 
 def test_new_subtypes_are_present(large_sky, large_profile):

@@ -7,7 +7,9 @@ repeated flares, all in galaxy nuclei.
   log10(SF_inf / mag) ~ N(-0.7, 0.2) (median 0.2 mag); the walk's rms is SF_inf / sqrt(2), and the
   observed time-scale is (1 + z) tau.
 - Seyferts: nuclei of nearby galaxies (20-500 Mpc) whose host light dilutes the nuclear variability
-  (host share of the flux 30-80 %), so a difference image sees only the nucleus change.
+  (host share of the flux 30-80 %), so a difference image sees only the nucleus change. Quasars and
+  blazars are in the galaxy catalogue with probability ``QSO_IN_CATALOGUE_P`` (GLADE includes the
+  SDSS quasar catalogue), at their own position.
 - Blazars (about half of the CRTS AGN; Ruan et al. 2012, ApJ 760, 51 for their larger Stripe 82
   walks; Drake et al. 2009 for CRTS blazar outbursts): SF_inf ~0.5 mag, tau ~30-300 d, and
   repeated flares (1-4 per year, x1.5-6 in flux, rise 3-20 d, decay 10-50 d).
@@ -24,7 +26,7 @@ from numpy.typing import NDArray
 
 from trainer.simulator.drw import DrwGrid
 from trainer.simulator.events import draw_keys, hash_uniform
-from trainer.simulator.supernovae import redshift_of_distance
+from trainer.simulator.supernovae import luminosity_distance_mpc, redshift_of_distance
 from trainer.simulator.variables import power_law_magnitudes
 
 __all__ = ["AGN_SUBTYPES", "agn_magnitudes", "agn_reference_magnitudes", "draw_agn"]
@@ -36,6 +38,9 @@ AGN_SUBTYPES = ("Seyfert", "QSO", "Blazar")
 #: Shares before detection (detection then favours blazars, whose variability is largest).
 AGN_SUBTYPE_FRACTIONS = (0.45, 0.45, 0.10)
 AGN_SINGLE_FLARE_FRACTION = 0.05
+#: Share of quasars and blazars in the galaxy catalogue: GLADE includes the SDSS DR12 quasar
+#: catalogue (Dalya et al. 2018; Paris et al. 2017), ~9,400 deg^2 of the ~30,000 the survey sees.
+QSO_IN_CATALOGUE_P = 0.3
 LOG_TAU_REST = (2.4, 0.3)
 LOG_SF_INF = (-0.7, 0.2)
 BLAZAR_LOG_SF_INF = (-0.3, 0.2)
@@ -49,6 +54,7 @@ def draw_agn(rng: np.random.Generator, n: int, start_mjd: float, end_mjd: float)
     seyfert, blazar = subtype == 0, subtype == 2
     distance = np.where(seyfert, 20.0 + 480.0 * rng.random(n) ** (1.0 / 3.0), np.nan)
     z = np.where(seyfert, redshift_of_distance(np.nan_to_num(distance)), rng.uniform(0.1, 2.5, n))
+    distance = np.where(seyfert, distance, luminosity_distance_mpc(z))
     mean_mag = power_law_magnitudes(rng, np.where(blazar, 14.0, 16.0), np.full(n, 21.5), np.full(n, 0.3))
     tau_rest = np.where(
         blazar,

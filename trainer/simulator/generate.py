@@ -46,7 +46,7 @@ CLASS_NAMES = ("VS", "SN", "AGN")
 PAPER_CLASS_COUNTS = {"VS": 98457, "SN": 201, "AGN": 543}
 DEFAULT_SEED = 2021
 #: Version of the simulated-sky model: bump it whenever a change alters the tables a seed produces.
-SIMULATOR_MODEL_VERSION = "2.1"
+SIMULATOR_MODEL_VERSION = "2.3"
 #: Background galaxies in the GLADE-like catalogue (hosts of SNe and AGN are added to these).
 DEFAULT_N_GALAXIES = 400_000
 MAX_CHUNK = 8000
@@ -223,7 +223,9 @@ def _agn_chunk(rng: np.random.Generator, n: int, schedule: SurveySchedule) -> _C
     p = agn.draw_agn(rng, n, cfg.start_mjd, cfg.end_mjd)
     ra, dec = sky.offset_position(host_ra, host_dec, p["nucleus_offset_arcsec"], p["host_position_angle"])
     seyfert = p["subtype"] == agn.AGN_SUBTYPES.index("Seyfert")
-    catalogued = seyfert & (rng.random(n) < sky.catalogue_completeness(np.nan_to_num(p["distance_mpc"])))
+    catalogued = rng.random(n) < np.where(
+        seyfert, sky.catalogue_completeness(p["distance_mpc"]), agn.QSO_IN_CATALOGUE_P
+    )
     drw = draw_drw(rng, p["drw_tau_d"], p["drw_sigma"], cfg.start_mjd - 1, cfg.end_mjd + 2)
     reference = agn.agn_reference_magnitudes(rng, p)
     det = _observe(rng, schedule, ra, dec, lambda obj, t: agn.agn_magnitudes(p, obj, t, drw), reference)

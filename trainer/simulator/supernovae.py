@@ -9,7 +9,8 @@ offsets.
   1441; II-L doubled for their brighter peaks in a magnitude-limited sample).
 - Peak absolute magnitudes (B, Gaussian, extinction-corrected): Richardson et al. (2014, AJ 147,
   118); SLSN -21.5 +/- 0.7 (Gal-Yam 2012, Science 337, 927). In a magnitude-limited sample the
-  observed absolute magnitudes are these shifted brighter by the Malmquist bias 0.6 ln(10) sigma^2.
+  observed absolute magnitudes are these shifted brighter by the Malmquist bias 0.6 ln(10) sigma^2
+  (at most 1 mag). Only distances (time dilation, host offsets, catalogued hosts) depend on it.
 - Distances from a volume: in Euclidean space a magnitude-limited sample has apparent peak
   magnitudes distributed as 10^(0.6 m) whatever the luminosity function, so the apparent peak is
   drawn from that law and the distance follows from it, the absolute magnitude and the extinction
@@ -39,6 +40,7 @@ __all__ = [
     "SupernovaType",
     "bazin_magnitude",
     "draw_supernovae",
+    "luminosity_distance_mpc",
     "plateau_magnitude",
     "redshift_of_distance",
     "spectroscopic_completeness",
@@ -77,7 +79,7 @@ class SupernovaType:
 
 
 SUPERNOVA_TYPES: tuple[SupernovaType, ...] = (
-    SupernovaType("Ia", 0.776, (-19.26, 0.51), (3.5, 5.5), (18.0, 32.0), 0.1),
+    SupernovaType("Ia", 0.776, (-19.25, 0.51), (3.5, 5.5), (18.0, 32.0), 0.1),
     SupernovaType("II-P", 0.095, (-16.75, 0.98), (1.5, 3.0), (80.0, 120.0), 0.3, "plateau"),
     SupernovaType("II-L", 0.023, (-17.98, 0.90), (2.0, 4.0), (25.0, 40.0), 0.3),
     SupernovaType("IIb", 0.018, (-16.99, 0.92), (2.5, 4.5), (15.0, 30.0), 0.3),
@@ -89,6 +91,9 @@ SUPERNOVA_TYPES: tuple[SupernovaType, ...] = (
 #: the faint end is past the survey limit, the bright end rarer than one SN per survey.
 SN_APPARENT_PEAK_RANGE = (12.0, 21.0)
 MALMQUIST_FACTOR = 0.6 * np.log(10.0)
+#: The shift is capped: the broad sigmas of IIn and Ibc come from tails of the volume sample, and a
+#: magnitude-limited IIn sample peaks at -19.2 (Nyholm et al. 2020, A&A 637, A73), not -21.
+MALMQUIST_MAX_SHIFT_MAG = 1.0
 SHAPES = ("bazin", "plateau")
 
 
@@ -103,6 +108,17 @@ def redshift_of_distance(distance_mpc: FloatArray) -> FloatArray:
     a = 0.5 * (1.0 + 0.55)  # (1 - q0) / 2
     x = np.asarray(distance_mpc) * H0_KM_S_MPC / C_KM_S
     return (np.sqrt(1.0 + 4.0 * a * x) - 1.0) / (2.0 * a)
+
+
+def luminosity_distance_mpc(z: FloatArray) -> FloatArray:
+    """Inverse of :func:`redshift_of_distance`.
+
+    Examples
+    --------
+    >>> round(float(redshift_of_distance(luminosity_distance_mpc(np.array([1.5])))[0]), 6)
+    1.5
+    """
+    return C_KM_S / H0_KM_S_MPC * np.asarray(z) * (1.0 + 0.5 * (1.0 + 0.55) * np.asarray(z))
 
 
 def bazin_magnitude(
@@ -173,7 +189,8 @@ def draw_supernovae(
     lo, hi = SN_APPARENT_PEAK_RANGE
     m_peak = power_law_magnitudes(rng, np.full(n, lo), np.full(n, hi), np.full(n, 0.6))
     sigma = col(lambda t: t.abs_mag[1])
-    abs_mag = rng.normal(col(lambda t: t.abs_mag[0]) - MALMQUIST_FACTOR * sigma**2, sigma)
+    shift = np.minimum(MALMQUIST_FACTOR * sigma**2, MALMQUIST_MAX_SHIFT_MAG)
+    abs_mag = rng.normal(col(lambda t: t.abs_mag[0]) - shift, sigma)
     host_ext = rng.exponential(col(lambda t: t.host_extinction_scale_mag))
     # K-correction is ignored: L (400-700 nm) is wide and z is mostly < 0.2.
     distance = np.maximum(10.0 ** ((m_peak - abs_mag - host_ext - extinction_mag - 25.0) / 5.0), 1.0)
