@@ -264,6 +264,16 @@ def test_schedule_has_seasons_and_multi_exposure_visits():
     assert schedule.exposure_mag_limit.max() < 21.5 and np.median(schedule.exposure_mag_limit) > 19.5
 
 
+def test_cadence_can_be_drawn_over_a_range():
+    default = build_schedule(np.random.default_rng(3))
+    ranged = build_schedule(np.random.default_rng(3), SurveyConfig(visit_prob_range=(0.05, 0.7)))
+    per_field = np.diff(ranged.offsets)
+    observed = per_field[per_field > 0]
+    # From CRTS-like to ZTF-like: an order of magnitude between the sparsest and densest fields.
+    assert np.quantile(observed, 0.9) > 5 * np.quantile(observed, 0.1)
+    assert ranged.exposure_mjd.size > default.exposure_mjd.size
+
+
 def test_supernova_light_curves_rise_to_the_peak_and_fade():
     rng = np.random.default_rng(1)
     p = draw_supernovae(rng, 20000, np.zeros(20000), 58562.0, 59157.0)
