@@ -68,8 +68,9 @@ def _add_mix_args(p: argparse.ArgumentParser) -> None:
                    "real_goto_examples); a seeded per-class test part of each is kept out")
     g.add_argument("--real-data-root", default=None,
                    help="folder holding the real sets (default: ../shared/data beside the repository)")
-    g.add_argument("--real-copies", type=int, default=0,
-                   help="extra augmented copies of each real training object (they are ~1 %% of the sky)")
+    g.add_argument("--real-copies", default=None,
+                   help="extra augmented copies of each real training object (they are ~1 %% of the sky): "
+                   "N for every set, or SET=N,... (e.g. mantra_crts=40,ztf_bts=5)")
     g.add_argument("--augment-copies", type=int, default=0,
                    help="augmented copies of every training object (thinning, early prefixes, zero-point "
                    "shifts, error rescaling; trainer.augment)")

@@ -89,16 +89,32 @@ def _prepare(args: argparse.Namespace) -> Any:
     return with_training_extras(data, tables, mix_options_from_args(args), seed=args.seed, log=_say)
 
 
+def _real_copies(value: Any) -> dict[str, int]:
+    """``--real-copies``: ``N`` for every set, or ``SET=N,...`` (``""`` keys the default)."""
+    if value in (None, "", 0):
+        return {}
+    out: dict[str, int] = {}
+    for item in str(value).split(","):
+        name, _, n = item.strip().rpartition("=")
+        try:
+            out[name.strip()] = int(n)
+        except ValueError:
+            raise ValueError(f"--real-copies: {item!r} is not N or SET=N") from None
+    return out
+
+
 def mix_options_from_args(args: argparse.Namespace) -> Any:
     """The :class:`trainer.mixed.MixOptions` of ``--real-sets``, ``--augment-copies``, ... ."""
     from trainer.augment import AugmentOptions
     from trainer.mixed import MixOptions
 
     real_sets = getattr(args, "real_sets", None)
+    copies = _real_copies(getattr(args, "real_copies", None))
     return MixOptions(
         real_sets=tuple(s.strip() for s in real_sets.split(",") if s.strip()) if real_sets else (),
         real_data_root=getattr(args, "real_data_root", None),
-        real_copies=getattr(args, "real_copies", 0) or 0,
+        real_copies=copies.get("", 0),
+        real_copies_by_set=tuple((k, v) for k, v in copies.items() if k),
         augment=AugmentOptions(copies=getattr(args, "augment_copies", 0) or 0),
         host_unknown_fraction=getattr(args, "host_unknown_fraction", 0.0) or 0.0,
     )

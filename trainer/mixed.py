@@ -43,6 +43,9 @@ class MixOptions:
     #: Extra augmented copies of each real training object (on top of ``augment.copies``): the real
     #: sets are ~1 % of the simulated sky, so they are repeated, each time perturbed.
     real_copies: int = 0
+    #: Per-set overrides of ``real_copies`` (set name -> copies): a set of 80 objects needs more
+    #: repeats than one of 800 to weigh as much.
+    real_copies_by_set: tuple[tuple[str, int], ...] = ()
     augment: AugmentOptions = dataclasses.field(default_factory=AugmentOptions)
     host_unknown_fraction: float = 0.0
 
@@ -129,7 +132,7 @@ def with_training_extras(
         train_rows, val_rows = np.flatnonzero(parts == "train"), np.flatnonzero(parts == "validation")
         train_parts.append(_inputs(tables, data, train_rows))
         val_parts.append(_inputs(tables, data, val_rows))
-        copies = options.augment.copies + options.real_copies
+        copies = options.augment.copies + dict(options.real_copies_by_set).get(name, options.real_copies)
         real_train = _subset_tables(tables, train_rows)
         train_parts += _copies(real_train, data, copies, options, seed + 1000 * (k + 1))
         counts = {
