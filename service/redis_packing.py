@@ -90,7 +90,8 @@ class PipelineConnections:
     socket timeout: :meth:`execute` bounds the whole exchange with the client's timeout instead.
 
     Like the service's client (``Retry(NoBackoff(), 1)``), a connection the server dropped (e.g. after a
-    restart) is replaced once; a timeout is not retried. The commands must be safe to send again (the
+    restart) is replaced once, by a new connection (the idle ones are dropped with it: they predate the
+    restart too); a timeout is not retried. The commands must be safe to send again (the
     service's scripts are idempotent by detection id). A connection whose exchange failed or was
     cancelled is closed, never reused, so no reply is ever read by the wrong caller.
     """
@@ -120,6 +121,12 @@ class PipelineConnections:
                 await conn.disconnect(nowait=True)
                 if attempt or isinstance(exc, TimeoutError):
                     raise
+                # The server dropped this connection (a restart): the other idle ones date from before
+                # it too, so the retry must not take one of them (with several idle, the first requests
+                # after a restart failed twice and answered 503). Drop them all; the retry connects anew.
+                stale, self._idle = self._idle, []
+                for old in stale:
+                    await old.disconnect(nowait=True)
                 continue
             except BaseException:
                 await conn.disconnect(nowait=True)
