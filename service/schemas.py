@@ -29,8 +29,10 @@ __all__ = [
     "Classification",
     "DetectionRequest",
     "HistoryRow",
+    "Liveness",
     "ObjectView",
     "ProbabilityHistory",
+    "Readiness",
 ]
 
 #: Smallest magnitude error accepted (mag). Scintillation alone limits ground-based photometry to
@@ -167,3 +169,16 @@ class ObjectView(BaseModel):
     light_curve: list[dict[str, Any]]
     context: dict[str, Any]
     latest: Classification
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """``ready`` (200) when Redis answers and the model is loaded, else ``starting``/``unavailable`` (503)."""
+
+    status: Literal["ready", "starting", "unavailable"]
+    redis: bool
+    model: bool
+    model_version: str | None = None

@@ -40,7 +40,9 @@ async def classify(detection: DetectionRequest, router: RouterDep) -> JSONBytes:
     """Add one detection to its object's light curve and return the updated classification.
 
     Replaying a detection (same ``detection_id``, or same object/mjd/filter without one) changes
-    nothing and returns the current classification with ``status: duplicate``.
+    nothing and returns the current classification with ``status: duplicate``. The first detection of
+    a new object must carry ``ra`` and ``dec``: without them it is a 422 (which this schema cannot
+    express, since it depends on what is stored).
     """
     return JSONBytes(await classify_one(router, detection))
 
@@ -49,7 +51,8 @@ async def classify(detection: DetectionRequest, router: RouterDep) -> JSONBytes:
 async def classify_batch(batch: BatchRequest, request: Request, router: RouterDep) -> JSONBytes:
     """Many detections in one call: same semantics as ``/classify``, one result per detection, in order.
 
-    The batch is validated as a whole first: if any detection is invalid, nothing is stored.
+    The batch is validated as a whole first: if any detection is invalid, nothing is stored. As for
+    ``/classify``, a new object's first detection in the batch must carry ``ra`` and ``dec`` (else 422).
     """
     limit = request.app.state.max_batch_size
     if len(batch.detections) > limit:

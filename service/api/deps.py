@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.routing import APIRoute
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from service.affinity import ObjectRouter
 from service.classifier import Classifier
@@ -47,8 +47,12 @@ class Services:
     extras: dict[str, Any]
 
 
-class JSONBytes(Response):
-    """JSON rendered by orjson; routes return it directly so the hot path skips response validation."""
+class JSONBytes(JSONResponse):
+    """JSON rendered by orjson; routes return it directly so the hot path skips response validation.
+
+    A ``JSONResponse`` subclass only so that the OpenAPI document gives each route's 200 the schema of
+    its ``response_model`` (for any other response class FastAPI declares ``{"type": "string"}``).
+    """
 
     media_type = "application/json"
 
@@ -69,7 +73,12 @@ class _OrjsonRequest(Request):
                     text = body.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise json.JSONDecodeError("body is not UTF-8", "", exc.start) from None
-                self._json = json.loads(text)
+                try:
+                    self._json = json.loads(text)
+                except json.JSONDecodeError:
+                    raise
+                except (ValueError, RecursionError) as exc:  # > 4300 digits; nesting too deep
+                    raise json.JSONDecodeError(str(exc).partition(";")[0], text, 0) from None
         return self._json
 
 

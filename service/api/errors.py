@@ -86,7 +86,8 @@ def _error_entry(err: Any) -> dict[str, Any]:
     """A validation error as JSON: loc, msg, type and the offending input when it is a plain scalar.
 
     Failing to render the very error that rejects a value would turn a 422 into a 500, so what JSON
-    cannot carry is echoed as text: NaN and infinities as ``"nan"``, and a string holding a lone UTF-16
+    cannot carry is echoed as text or not at all: NaN and infinities as ``"nan"``, integers beyond 64
+    bits not echoed, and a string holding a lone UTF-16
     surrogate (``"\\ud800"``, which Python's JSON parser accepts and no UTF-8 encoder writes), in a value
     or in a key of the ``loc``, with the surrogate escaped.
     """
@@ -97,6 +98,8 @@ def _error_entry(err: Any) -> dict[str, Any]:
         out["input"] = str(value)
     elif isinstance(value, str) and len(value) <= 200:
         out["input"] = _printable(value)
+    elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        pass  # orjson writes 64-bit integers only (Python's parser reads any): not echoed
     elif isinstance(value, (int, float, bool)):
         out["input"] = value
     return out

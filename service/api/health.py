@@ -5,18 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.api.deps import JSONBytes
+from service.schemas import Liveness, Readiness
 from service.store import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Liveness)
 async def healthz() -> JSONBytes:
     """Liveness: answers while the event loop runs."""
     return JSONBytes({"status": "ok"})
 
 
-@router.get("/readyz", responses={503: {"description": "Redis unreachable or model not loaded"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"description": "Redis unreachable or model not loaded", "model": Readiness}},
+)
 async def readyz(request: Request) -> JSONBytes:
     """Readiness: Redis answers PING and the model is loaded and verified."""
     services = getattr(request.app.state, "services", None)
