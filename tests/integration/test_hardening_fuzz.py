@@ -56,7 +56,7 @@ def test_every_json_route_declares_its_response_model(srv: ThreadServer) -> None
     assert declared[("post", "/classify")] == {"$ref": "#/components/schemas/Classification"}
 
 
-def test_schemathesis_finds_nothing(srv: ThreadServer) -> None:
+def test_schemathesis_finds_nothing(srv: ThreadServer, tmp_path: Path) -> None:
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     if st is None:
         pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
@@ -64,7 +64,7 @@ def test_schemathesis_finds_nothing(srv: ThreadServer) -> None:
         [st, "run", f"{srv.url}/openapi.json", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance", "--phases", "examples,fuzzing",
          "--max-examples", "150", "--seed", "16", "--no-color"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its .schemathesis/ cache goes there
     )
     assert run.returncode == 0, run.stdout[-4000:]
     generated = re.search(r"(\d+) generated", run.stdout)
