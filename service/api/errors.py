@@ -106,7 +106,7 @@ def _error_entry(err: Any) -> dict[str, Any]:
 
 
 def _printable(text: str) -> str:
-    """``text``, with any lone surrogate written as its ``\\uXXXX`` escape so that UTF-8 can carry it."""
+    """``text``, with any lone surrogate written as a backslash escape (``\\ud800``) that UTF-8 can carry."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

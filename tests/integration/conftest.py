@@ -344,3 +344,14 @@ def offline_probabilities(
         sep = source.get("host_sep_arcsec", host_sep_arcsec)
         inputs.append(context_vector(float(gal_l), float(gal_b), sep, meta.context)[None])
     return np.asarray(keras_model(inputs, training=False))[0]
+
+
+def db_size(url: str) -> int:
+    """Keys in the Redis at ``url`` (tests of rejected requests check that nothing was stored)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.dbsize())
+    finally:
+        client.close()

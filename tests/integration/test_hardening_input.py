@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from tests.integration.conftest import ThreadServer, make_settings
+from tests.integration.conftest import ThreadServer, db_size, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +29,6 @@ def srv(request: pytest.FixtureRequest, tiny_model_dir: Path, loaded_model: Any,
     settings = make_settings(tiny_model_dir, clean_redis, fast_path=request.param)
     with ThreadServer(create_app(settings, model=loaded_model)) as server:
         yield server
-
-
-def db_size(url: str) -> int:
-    client = redis.Redis.from_url(url)
-    try:
-        return int(client.dbsize())
-    finally:
-        client.close()
 
 
 def fields(response: httpx.Response) -> list[Any]:

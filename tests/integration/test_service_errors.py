@@ -8,9 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from tests.integration.conftest import ThreadServer, make_settings
+from tests.integration.conftest import ThreadServer, db_size, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +23,6 @@ GOOD = {
     "dec": 20.0,
 }
 KEY = "k" * 20 + "-secret-key-1"
-
-
-def db_size(url: str) -> int:
-    client = redis.Redis.from_url(url)
-    try:
-        return int(client.dbsize())
-    finally:
-        client.close()
 
 
 def locs(response: httpx.Response) -> list[list[Any]]:
