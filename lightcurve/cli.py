@@ -57,6 +57,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    "as the paper)")
     p.add_argument("--early-stop-min-delta", type=float, default=0.0,
                    help="smallest validation-AUC gain that counts as one (default 0)")
+    p.add_argument("--prefix-fraction", type=float, default=0.0,
+                   help="each epoch, cut this share of training objects to a random early prefix of "
+                   "1..n detections (default 0: whole light curves, as the paper)")
     _add_adapter_args(p)
     _add_mix_args(p)
 

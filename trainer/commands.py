@@ -144,6 +144,7 @@ def _schedule(args: argparse.Namespace) -> dict[str, Any]:
         "batching": getattr(args, "batching", "bucketed"),
         "early_stop_patience": getattr(args, "early_stop_patience", 0) or 0,
         "early_stop_min_delta": getattr(args, "early_stop_min_delta", 0.0) or 0.0,
+        "prefix_fraction": getattr(args, "prefix_fraction", 0.0) or 0.0,
     }
 
 

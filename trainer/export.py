@@ -122,6 +122,12 @@ def departures_from_paper(
             "objects of about the same length rather than among all objects (the paper's batching is "
             "not stated beyond its size of 128)."
         )
+    if training.get("prefix_fraction"):
+        items.append(
+            f"Each epoch, {training['prefix_fraction']:.0%} of the training objects were cut to a random "
+            "early prefix of 1..n detections (trainer.batching), so that the model learns to classify "
+            "young light curves; the paper trains on whole light curves."
+        )
     if training.get("stopped_early_at_epoch"):
         items.append(
             f"Stopped early after epoch {training['stopped_early_at_epoch']} (no validation-AUC gain for "

@@ -75,6 +75,9 @@ class TrainConfig:
     #: epochs (0: never, the paper's choice).
     early_stop_patience: int = 0
     early_stop_min_delta: float = 0.0
+    #: Share of training objects cut to a random early prefix each epoch (trainer.batching; 0: the
+    #: paper's whole light curves).
+    prefix_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -83,6 +86,8 @@ class TrainConfig:
             raise ValueError("export_weights='best_val_auc' needs val_auc_every >= 1")
         if self.early_stop_patience < 0:
             raise ValueError("early_stop_patience must be >= 0")
+        if not 0.0 <= self.prefix_fraction <= 1.0:
+            raise ValueError(f"prefix_fraction must lie in [0, 1], got {self.prefix_fraction}")
         if self.early_stop_patience and self.val_auc_every != 1:
             raise ValueError("early_stop_patience needs val_auc_every = 1 (validation AUC every epoch)")
 
@@ -351,6 +356,8 @@ def train_model(
                     seed=config.seed,
                     first_epoch=first_epoch,
                     bucketed=config.batching == "bucketed",
+                    prefix_fraction=config.prefix_fraction,
+                    mask_value=config.model.mask_value,
                 )
             )
 

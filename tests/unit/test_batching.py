@@ -8,7 +8,13 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from trainer.batching import bucketed_batches, padded_batches, predict_bucketed  # noqa: E402
+from trainer.batching import (  # noqa: E402
+    EpochBatches,
+    bucketed_batches,
+    padded_batches,
+    predict_bucketed,
+    prefix_lengths,
+)
 from trainer.losses import make_loss  # noqa: E402
 from trainer.model import CONTEXT_INPUT, TIME_SERIES_INPUT, ModelConfig, build_model, with_time_axis  # noqa: E402
 
@@ -99,3 +105,43 @@ def test_bucketed_plans_are_seeded_by_seed_and_epoch() -> None:
     # Batch order is shuffled: batch lengths do not come out sorted.
     steps = list(bucketed_batches(lengths, 128, 1, 0).steps)
     assert steps != sorted(steps)
+
+
+def test_prefix_lengths_cut_the_asked_share_to_prefixes_seeded_by_epoch() -> None:
+    n_valid = np.random.default_rng(4).integers(1, 31, 20000)
+    cut = prefix_lengths(n_valid, 0.5, seed=3, epoch=0)
+    assert ((cut >= 1) & (cut <= n_valid)).all()
+    shorter = np.mean(cut < n_valid)
+    # half cut, and a cut object keeps all n with probability 1/n (~13 % on average here)
+    assert 0.38 < shorter < 0.48
+    assert np.array_equal(cut, prefix_lengths(n_valid, 0.5, seed=3, epoch=0))
+    assert not np.array_equal(cut, prefix_lengths(n_valid, 0.5, seed=3, epoch=1))
+    assert np.array_equal(prefix_lengths(n_valid, 0.0, seed=3, epoch=0), n_valid)
+    # every prefix length 1..n is drawn: among objects of 30 cut to fewer, lengths 1 and 29 both occur
+    full = cut[(n_valid == 30) & (cut < 30)]
+    assert {1, 29} <= set(full.tolist())
+
+
+def test_prefix_batches_mask_every_step_beyond_the_prefix_and_leave_the_data_alone() -> None:
+    rng = np.random.default_rng(5)
+    series, context, labels, lengths = _batch(rng, 400, max_len=20)
+    before = series.copy()
+    epochs = EpochBatches(
+        series, context, labels, lengths, batch_size=32, seed=1, prefix_fraction=1.0, mask_value=MASK
+    )
+    seen = epochs.lengths(0)
+    assert (seen < lengths).any()
+    n_rows = 0
+    for inputs, _ in epochs:
+        x = inputs[TIME_SERIES_INPUT]
+        real = (x != MASK).all(axis=2).sum(axis=1)
+        n_rows += len(x)
+        assert real.max() == x.shape[1]  # each batch cut to its longest prefix
+        assert set(real.tolist()) <= set(seen.tolist())
+    assert n_rows == 400
+    assert np.array_equal(series, before)
+    # the batches of one epoch see exactly the epoch's prefix lengths, object by object
+    plan = epochs.plan(0)
+    for idx, steps in zip(plan.batches, plan.steps, strict=True):
+        x = epochs.batch(idx, steps, 0)[0][TIME_SERIES_INPUT]
+        assert np.array_equal((x != MASK).all(axis=2).sum(axis=1), seen[idx])
