@@ -100,6 +100,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="discard the checkpoints in the work dir and start over")
     p.add_argument("--compare", nargs="+", default=None, metavar="DIR",
                    help="model or grid runs directories to compare with (same data and seed)")
+    p.add_argument("--calibration", choices=["none", "temperature", "vector"], default="none",
+                   help="post-hoc calibration fitted on the validation split, stored in metadata and "
+                   "applied by evaluate and the service (default none: the raw softmax, as the paper)")
     p.set_defaults(handler="trainer.commands:train")
 
 
@@ -127,6 +130,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
     _add_adapter_args(p)
     p.set_defaults(handler="trainer.commands:evaluate")
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="fit a calibration of a model directory on its validation split")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True,
+                   help="the model's training data (its split.json names the objects)")
+    p.add_argument("--method", choices=["temperature", "vector", "none"], default="temperature",
+                   help="temperature scaling (one parameter, argmax unchanged; default), vector scaling "
+                   "(scale and bias per class), or none (remove a calibration)")
+    p.add_argument("--tsne-points", type=int, default=None, help="t-SNE subsample of the re-evaluation")
+    p.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    p.set_defaults(handler="trainer.commands:calibrate")
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -191,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time VS/SN/AGN light-curve classifier (Burhanudin et al. 2021).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_simulate, _add_train, _add_grid, _add_evaluate, _add_serve, _add_replay, _add_dispatch,
-                _add_webhooks):
+    for add in (_add_simulate, _add_train, _add_grid, _add_evaluate, _add_calibrate, _add_serve, _add_replay,
+                _add_dispatch, _add_webhooks):
         add(sub)
     return parser
 

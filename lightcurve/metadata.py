@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lightcurve.calibration import Calibration
+
 __all__ = [
     "SCHEMA_VERSION",
     "ArtifactMetadata",
@@ -121,6 +123,9 @@ class ArtifactMetadata(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     #: Headline metrics (the full set lives in metrics.json).
     metrics: dict[str, Any] = Field(default_factory=dict)
+    #: Post-hoc calibration fitted on the validation split (lightcurve.calibration); None: the raw
+    #: softmax, as the paper.
+    calibration: Calibration | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"

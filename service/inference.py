@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from scipy.special import expit
 
 from lightcurve.adapters import training_input_adapter
+from lightcurve.calibration import Calibration, apply_calibration
 from lightcurve.metadata import ArtifactMetadata, load_metadata
 from lightcurve.preprocessing import context_matrix, sequence_input
 from service import metrics
@@ -277,6 +278,8 @@ class StepEngine:
     n_features: int
     n_context: int
     kind: str = "numpy"
+    #: The artifact's post-hoc calibration (lightcurve.calibration), applied to every probability.
+    calibration: Calibration | None = None
 
     @functools.cached_property
     def _fused(self) -> _FusedLayers:
@@ -328,6 +331,8 @@ class StepEngine:
             x = np.concatenate([x, context], axis=1)
         for layer in fused.head:
             x = layer(x)
+        if self.calibration is not None:
+            x = apply_calibration(x, self.calibration)
         return x.astype(np.float32, copy=False)
 
 
@@ -469,6 +474,7 @@ def build_engine(model: Any, metadata: ArtifactMetadata) -> StepEngine:
         head=tuple(_head_layer(get(n)) for n in names.head),
         n_features=n_features,
         n_context=n_context,
+        calibration=metadata.calibration,
     )
 
 
@@ -511,7 +517,8 @@ def verify_engine(
     if context_pos is not None:
         inputs[context_pos] = ctx
     rnn_out_model = keras.Model(model.inputs, model.get_layer(metadata.layers.rnn[1]).output)
-    keras_probs = np.asarray(model(inputs, training=False))
+    # the calibrated Keras output, as trainer.evaluation.predict_proba gives it
+    keras_probs = apply_calibration(np.asarray(model(inputs, training=False)), metadata.calibration)
     keras_rnn = np.asarray(rnn_out_model(inputs, training=False))
     context = ctx if engine.uses_context else None
     diff_probs = diff_rnn = 0.0
@@ -650,16 +657,17 @@ def load_verified_engine(path: Path, model_dir: Path, tolerance: float) -> Loade
             head.append(Dense(arrays[f"head{j}_kernel"], arrays[f"head{j}_bias"], layer["activation"]))
         else:
             head.append(BatchNorm(arrays[f"head{j}_scale"], arrays[f"head{j}_shift"]))
+    metadata = load_metadata(model_dir)
+    if metadata.model_version != spec["model_version"]:
+        return None
     engine = StepEngine(
         rnn=(cells[0], cells[1]),
         rnn_norm=(norms[0], norms[1]),
         head=tuple(head),
         n_features=spec["n_features"],
         n_context=spec["n_context"],
+        calibration=metadata.calibration,
     )
-    metadata = load_metadata(model_dir)
-    if metadata.model_version != spec["model_version"]:
-        return None
     return LoadedModel(
         metadata=metadata, engine=engine, check=check, model_dir=Path(model_dir), source="verified-file"
     )

@@ -186,6 +186,7 @@ def train(args: argparse.Namespace) -> int:
             compare=compared,
             tsne_points=_tsne_points(args),
             restart=getattr(args, "restart", False),
+            calibration_method=getattr(args, "calibration", "none"),
             log=_say,
         )
     except (ValueError, FileNotFoundError) as exc:
@@ -216,6 +217,52 @@ def grid(args: argparse.Namespace) -> int:
         return 2
     _say(f"done: {Path(args.out) / 'results.md'} ({len(results['runs'])} runs)")
     return 0
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """Fit (or remove) the calibration of a model directory on its validation split, then
+    re-evaluate the directory in place so that its metrics and report are of the calibrated model."""
+    try:
+        _quiet_tensorflow(getattr(args, "threads", None))
+        import keras
+
+        from lightcurve.metadata import load_metadata
+        from trainer.calibration import calibrate_on_validation
+        from trainer.dataset import prepare_for_artifact
+        from trainer.export import MODEL_FILE, SPLIT_FILE, departures_from_paper, json_safe
+
+        model_dir = Path(args.model)
+        metadata = load_metadata(model_dir)
+        split_path = model_dir / SPLIT_FILE
+        if not split_path.exists():
+            raise ValueError(f"{split_path}: missing; calibration needs the model's validation split")
+        model = keras.models.load_model(model_dir / MODEL_FILE, compile=False)
+        data = prepare_for_artifact(
+            _load(args), metadata.sequence, metadata.context, metadata.class_names,
+            json.loads(split_path.read_text()),
+        )
+        calibration = calibrate_on_validation(model, data, metadata.context.enabled, args.method)
+        training = {**metadata.training, "calibration": args.method}
+        training["departures_from_paper"] = departures_from_paper(
+            training, metadata.sequence.normalisation is not None, metadata.context.model_dump()
+        )
+        updated = metadata.model_copy(update={"calibration": calibration, "training": json_safe(training)})
+        tmp = model_dir / "metadata.json.tmp"
+        tmp.write_text(updated.to_json())
+        os.replace(tmp, model_dir / "metadata.json")
+        if calibration is not None:
+            _say(
+                f"{args.method} calibration on {calibration.n_objects} validation objects: log-loss "
+                f"{calibration.log_loss_before:.4f} -> {calibration.log_loss_after:.4f}"
+                + (f" (T = {calibration.temperature:.4f})" if calibration.method == "temperature" else "")
+            )
+        else:
+            _say("calibration removed")
+    except (ValueError, FileNotFoundError) as exc:
+        _say(f"error: {exc}")
+        return 2
+    # the directory's metrics.json and report, of the calibrated model
+    return evaluate(argparse.Namespace(**{**vars(args), "out": None, "split": "test", "compare": None}))
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -270,6 +317,7 @@ def evaluate(args: argparse.Namespace) -> int:
         history = read_history(model_dir / "training_log.csv") or None
         metrics = evaluate_model(
             model,
+            calibration=metadata.calibration,
             test=data.part("test"),
             validation=data.part("validation") if split_mode == "test" else None,
             class_names=metadata.class_names,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lightcurve.calibration import Calibration, apply_calibration
 from trainer.auc import classes_present, hand_till_auc
 from trainer.tensors import ModelInputs
 
@@ -39,19 +40,25 @@ PREDICT_BATCH = 2048
 
 
 def predict_proba(
-    model: Any, inputs: ModelInputs, use_context: bool, max_observations: int | None = None
+    model: Any,
+    inputs: ModelInputs,
+    use_context: bool,
+    max_observations: int | None = None,
+    calibration: Calibration | None = None,
 ) -> NDArray:
     """Class probabilities ``(N, n_classes)`` for ``inputs``, from at most ``max_observations`` of each
-    light curve (paper Fig. 8; ``None``: all). Batches are cut to their longest light curve
+    light curve (paper Fig. 8; ``None``: all), calibrated by ``calibration`` (the artifact's, as the
+    service applies it; ``None``: the raw softmax). Batches are cut to their longest light curve
     (``trainer.batching.predict_bucketed``), which equals the padded prediction."""
     from trainer.batching import predict_bucketed
     from trainer.model import with_time_axis
 
     n_valid = inputs.n_valid if max_observations is None else np.minimum(inputs.n_valid, max_observations)
     context = inputs.context if use_context else None
-    return predict_bucketed(
+    raw = predict_bucketed(
         with_time_axis(model, None), inputs.series, context, n_valid, batch_size=PREDICT_BATCH
     )
+    return raw if calibration is None else apply_calibration(raw, calibration)
 
 
 def _confusion(labels: NDArray, predicted: NDArray, n_classes: int) -> dict[str, list[list[float]]]:
@@ -240,24 +247,35 @@ def evaluate_model(
     n_obs_max: int = 30,
     seed: int = 0,
     log: Any = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """Full evaluation of one model on ``test`` (and headline scores on ``validation``).
 
     ``describe`` (model version, rnn type, loss, units, use_context, ...) is copied into the result
-    so that a ``metrics.json`` says which model it scores.
+    so that a ``metrics.json`` says which model it scores. Every number is of the probabilities
+    calibrated by ``calibration`` (the artifact's); ``calibration`` in the result also gives the
+    reliability diagrams and ECE of the raw softmax beside them.
     """
+    from trainer.calibration import calibration_metrics
+
     say = log or (lambda _msg: None)
     say(f"evaluating on {len(test)} test objects")
-    probs = predict_proba(model, test, use_context)
+    raw = predict_proba(model, test, use_context)
+    probs = apply_calibration(raw, calibration) if calibration is not None else raw
     metrics: dict[str, Any] = {
         "model": describe,
         "class_names": list(class_names),
         "auc_definition": "Hand & Till (2001) over the classes present (trainer.auc; with all three, "
         "sklearn roc_auc_score(multi_class='ovo', average='macro'))",
         "test": classification_metrics(test.labels, probs, class_names, thresholds),
+        "calibration": {
+            "map": calibration.model_dump(mode="json") if calibration is not None else None,
+            "test": calibration_metrics(test.labels, probs, class_names),
+            "test_uncalibrated": calibration_metrics(test.labels, raw, class_names),
+        },
     }
     if validation is not None and len(validation):
-        val_probs = predict_proba(model, validation, use_context)
+        val_probs = predict_proba(model, validation, use_context, calibration=calibration)
         metrics["validation"] = classification_metrics(
             validation.labels, val_probs, class_names, curves=False
         )
@@ -266,7 +284,7 @@ def evaluate_model(
     by_n: list[dict[str, Any]] = []
     confusion_at: dict[str, Any] = {}
     for n_obs in range(1, n_obs_max + 1):
-        p = predict_proba(model, test, use_context, max_observations=n_obs)
+        p = predict_proba(model, test, use_context, max_observations=n_obs, calibration=calibration)
         m = classification_metrics(test.labels, p, class_names, curves=False)
         by_n.append(
             {

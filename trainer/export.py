@@ -128,6 +128,12 @@ def departures_from_paper(
             "early prefix of 1..n detections (trainer.batching), so that the model learns to classify "
             "young light curves; the paper trains on whole light curves."
         )
+    if training.get("calibration") not in (None, "none"):
+        items.append(
+            f"Probabilities are calibrated post hoc ({training['calibration']} scaling fitted on the "
+            "validation split, lightcurve.calibration; metadata.calibration); the paper reports the "
+            "raw softmax."
+        )
     if training.get("stopped_early_at_epoch"):
         items.append(
             f"Stopped early after epoch {training['stopped_early_at_epoch']} (no validation-AUC gain for "

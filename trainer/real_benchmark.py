@@ -32,6 +32,7 @@ def _training_rule(metadata: Any, set_name: str) -> dict[str, Any] | None:
 def score_real_set(model: Any, metadata: Any, real_set: RealSet, data_root: Path) -> dict[str, Any]:
     """Benchmark numbers of one model on one real set (see the module docstring)."""
     from trainer.adapt import adapt_tables
+    from trainer.calibration import calibration_metrics
     from trainer.data import load_tables
     from trainer.dataset import prepare_for_artifact
     from trainer.evaluation import classification_metrics, predict_proba
@@ -45,12 +46,14 @@ def score_real_set(model: Any, metadata: Any, real_set: RealSet, data_root: Path
         names = np.asarray(class_names)[inputs.labels]
         inputs = inputs.subset(held_out_rows(inputs.object_ids, names, real_set.name, rule))
     use_context = metadata.context.enabled
-    metrics = classification_metrics(
-        inputs.labels, predict_proba(model, inputs, use_context), class_names, curves=False
-    )
+    calibration = metadata.calibration
+    probs = predict_proba(model, inputs, use_context, calibration=calibration)
+    metrics = classification_metrics(inputs.labels, probs, class_names, curves=False)
     by_n = {
         str(n): classification_metrics(
-            inputs.labels, predict_proba(model, inputs, use_context, max_observations=n), class_names,
+            inputs.labels,
+            predict_proba(model, inputs, use_context, max_observations=n, calibration=calibration),
+            class_names,
             curves=False,
         )["auc"]
         for n in N_OBS_REPORTED
@@ -76,6 +79,8 @@ def score_real_set(model: Any, metadata: Any, real_set: RealSet, data_root: Path
         "f1_macro": metrics["f1_macro"],
         "confusion_counts": metrics["confusion"]["counts"],
         "auc_by_n_obs": by_n,
+        "calibrated": calibration is not None,
+        "ece": calibration_metrics(inputs.labels, probs, class_names)["ece"] if len(inputs) else {},
     }
 
 

@@ -128,6 +128,78 @@ def _fig_roc(metrics: dict, out: Path, name: str = "roc.png") -> str:
     return _save(fig, out / name)
 
 
+def _fig_reliability(calibration: dict[str, Any], class_names: Sequence[str], out: Path) -> str:
+    """Reliability diagrams (observed fraction against mean predicted probability, per bin) of each
+    class and of the top label, calibrated (solid) and raw softmax (dotted)."""
+    plt = _plt()
+    panels = [*class_names, "top_label"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.2))
+    for ax, name in zip(axes, panels, strict=True):
+        for key, style in (("test", "-o"), ("test_uncalibrated", ":x")):
+            diagram = (calibration.get(key) or {}).get("reliability", {}).get(name)
+            if not diagram:
+                continue
+            pairs = [(p, o) for p, o in zip(diagram["mean_predicted"], diagram["observed"], strict=True)
+                     if p is not None]
+            if pairs:
+                xs, ys = zip(*pairs, strict=True)
+                label = "calibrated" if key == "test" else "raw softmax"
+                ax.plot(xs, ys, style, ms=3, color=_colour(name) if name in class_names else "black",
+                        label=f"{label} (ECE {diagram['ece']:.3f})")
+        ax.plot([0, 1], [0, 1], ls=":", color="0.7")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("mean predicted probability")
+        ax.set_title(name.replace("_", " "), fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("observed fraction")
+    return _save(fig, out / "reliability.png")
+
+
+def _calibration_lines(metrics: dict[str, Any], figures: dict[str, str]) -> list[str]:
+    calibration = metrics.get("calibration")
+    if not calibration or "reliability" not in figures:
+        return []
+    names = [*metrics["class_names"], "top_label"]
+    fitted = calibration.get("map")
+    if fitted:
+        if fitted["method"] == "temperature":
+            what = f"T = {fitted['temperature']:.4f}"
+        else:
+            scale, bias = ([round(v, 3) for v in fitted[k]] for k in ("scale", "bias"))
+            what = f"scale {scale}, bias {bias}"
+        head = (
+            f"Calibrated by {fitted['method']} scaling ({what}), fitted on the {fitted['fitted_on']}: "
+            f"validation log-loss {fitted['log_loss_before']:.4f} -> {fitted['log_loss_after']:.4f}. "
+            "Every number above is of the calibrated probabilities."
+        )
+    else:
+        head = "Not calibrated: the probabilities are the raw softmax (as the paper)."
+    def row(label: str, key: str) -> list[str]:
+        ece = calibration[key]["ece"]
+        return [label, _fmt(calibration[key]["log_loss"], 4), *(_fmt(ece.get(c), 4) for c in names)]
+
+    rows = [
+        row(label, key)
+        for label, key in (("calibrated", "test"), ("raw softmax", "test_uncalibrated"))
+        if calibration.get(key) and (key == "test_uncalibrated" or fitted)
+    ]
+    return [
+        "### Calibration (reliability diagrams, expected calibration error)",
+        "",
+        head,
+        "",
+        _table(["test split", "log-loss", *[f"ECE {n.replace('_', ' ')}" for n in names]], rows),
+        "",
+        f"ECE: {calibration['test']['n_bins']} equal-width bins of the predicted probability, the "
+        "object-weighted mean of |mean predicted - observed fraction| (per class one against the rest; "
+        "top label: the largest probability against the fraction right).",
+        "",
+        f"![reliability]({figures['reliability']})",
+        "",
+    ]
+
+
 def _fig_auc_vs_nobs(curves: dict[str, list[dict]], out: Path, name: str) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
@@ -315,6 +387,7 @@ def _model_section(metrics: dict, figures: dict[str, str]) -> list[str]:
         _table(["max observations", *[r["n_obs"] for r in picks]], [["AUC", *[r["auc"] for r in picks]]]),
         "",
     ]
+    lines += _calibration_lines(metrics, figures)
     if "tsne" in figures:
         lines += [
             "### t-SNE of the last RNN and last dense layer (paper Fig. 12)",
@@ -592,6 +665,8 @@ def write_report(
         ),
         "confusion_nobs": _fig_confusion_nobs(metrics, out, "confusion_nobs.png"),
     }
+    if (metrics.get("calibration") or {}).get("test"):
+        figures["reliability"] = _fig_reliability(metrics["calibration"], metrics["class_names"], out)
     if metrics.get("tsne"):
         figures["tsne"] = _fig_tsne(metrics, out)
     if metrics.get("history"):

@@ -121,9 +121,15 @@ def train_and_export(
     compare: Sequence[dict[str, Any]] = (),
     tsne_points: int = 2000,
     restart: bool = False,
+    calibration_method: str = "none",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``config`` on ``data``, evaluate it on the test split, export ``out_dir``; return metrics."""
+    """Train ``config`` on ``data``, evaluate it on the test split, export ``out_dir``; return metrics.
+
+    ``calibration_method`` (``none``, ``temperature`` or ``vector``) is fitted on the validation split
+    after training, stored in the metadata and applied to every evaluated probability.
+    """
+    from trainer.calibration import calibrate_on_validation
     from trainer.evaluation import evaluate_model
 
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -132,6 +138,7 @@ def train_and_export(
     version = model_version or default_model_version(config, data)
     use_ctx = config.model.use_context
     split_record = data.split_record()
+    calibration = calibrate_on_validation(outcome.model, data, use_ctx, calibration_method)  # type: ignore[arg-type]
     metrics = evaluate_model(
         outcome.model,
         test=data.part("test"),
@@ -144,6 +151,7 @@ def train_and_export(
         tsne_points=tsne_points,
         seed=config.seed,
         log=say,
+        calibration=calibration,
     )
     metrics["split"] = split_record
     detections_file = data.provenance.get("files", {}).get("detections", {}).get("path")
@@ -170,6 +178,7 @@ def train_and_export(
         "split": {k: split_record[k] for k in ("seed", "test_fraction", "validation_fraction")},
         **_extras_record(data),
         "framework": _framework_versions(),
+        "calibration": calibration_method,
     }
     context_spec = data.context_spec_for(use_ctx)
     training["departures_from_paper"] = departures_from_paper(
@@ -186,6 +195,7 @@ def train_and_export(
         context=context_spec,
         layers=LAYER_NAMES,
         thresholds={c: 0.7 for c in data.class_names},
+        calibration=calibration,
         training=json_safe(training),
         data=json_safe(data.provenance),
         metrics=json_safe(
