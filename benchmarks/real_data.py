@@ -38,20 +38,22 @@ def _fmt(x: float | None, pct: bool = False) -> str:
 
 
 def markdown_table(result: dict) -> str:
-    """One row per set: objects per class, AUC over the classes present, recall per class, AUC by n."""
+    """One row per set: objects per class, AUC over the classes present, recall per class, AUC by n,
+    and the expected calibration error of the top label (of the probabilities the model serves)."""
     head = (
         "| set (adapter) | objects VS / SN / AGN | AUC (classes present) | recall VS / SN / AGN | "
         + " / ".join(f"AUC@{n}" for n in N_OBS_REPORTED)
-        + " |"
+        + " | ECE top label |"
     )
-    lines = [head, "|" + "---|" * 5]
+    lines = [head, "|" + "---|" * 6]
     for s in result["sets"]:
         counts = " / ".join(str(s["class_counts"][c]) for c in ("VS", "SN", "AGN"))
         recall = " / ".join(_fmt(s["recall"][c], pct=True) for c in ("VS", "SN", "AGN"))
         by_n = " / ".join(_fmt(s["auc_by_n_obs"][str(n)]) for n in N_OBS_REPORTED)
         lines.append(
             f"| {s['set']} ({s['adapter']}; {s['objects']}) | {counts} | {_fmt(s['auc'])} "
-            f"({', '.join(s['classes_present'])}) | {recall} | {by_n} |"
+            f"({', '.join(s['classes_present'])}) | {recall} | {by_n} | "
+            f"{_fmt((s.get('ece') or {}).get('top_label'))}{'' if s.get('calibrated') else ' (raw)'} |"
         )
     return "\n".join(lines)
 
