@@ -9,7 +9,7 @@ import orjson
 
 from service.keys import ObjectKeys
 
-__all__ = ["ContextRecord", "ObjectState"]
+__all__ = ["ContextRecord", "ObjectState", "parse_state"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +101,11 @@ class ObjectState:
             "revision": self.revision,
             "updated_at": self.updated_at,
         }
+
+
+def parse_state(raw: list[bytes | None] | None) -> ObjectState | None:
+    """The state hash as an :class:`ObjectState` (``service.codec.decode_state``; this name is kept for
+    callers written before the codec)."""
+    from service.codec import decode_state  # here: service.codec imports this module
+
+    return decode_state(raw)
