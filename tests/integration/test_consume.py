@@ -90,7 +90,8 @@ def results(client: redis.Redis) -> list[tuple[str, dict[str, Any]]]:
     return [(f[b"ingest_id"].decode(), orjson.loads(f[b"result"])) for _, f in client.xrange(RESULTS_STREAM)]
 
 
-def wait_for(condition: Any, what: str, procs: list[ConsumeProcess], timeout: float = 180) -> None:
+def wait_for(condition: Any, what: str, procs: list[ConsumeProcess], timeout: float = 420) -> None:
+    # generous: on the shared 2-core box under load ~8 the takeover test alone took 200 s
     deadline = time.monotonic() + timeout
     while not condition():
         for p in procs:
@@ -171,9 +172,15 @@ def test_a_consumer_killed_mid_stream_loses_nothing(
     b = ConsumeProcess(base | {"GOTO_CONSUMER_NAME": "b", "GOTO_CONSUME_BATCH": "10"}, tmp_path / "b.log")
     with a:
 
-        wait_for(lambda: held(client).get("a", 0) > 0, "consumer a to read", [a])
+        held_by_a = 0
+        while not held_by_a:  # kill a while it holds entries: stopped first, so it cannot ack meanwhile
+            wait_for(lambda: held(client).get("a", 0) > 0, "consumer a to read", [a])
+            assert a.proc is not None
+            a.proc.send_signal(signal.SIGSTOP)
+            held_by_a = held(client)["a"]
+            if not held_by_a:
+                a.proc.send_signal(signal.SIGCONT)  # it acknowledged in between: try again
         a.kill()
-        held_by_a = held(client)["a"]
     assert held_by_a > 0  # a died holding entries nobody had acknowledged
     with b:
         wait_for(lambda: client.xpending(INGEST_STREAM, CONSUMER_GROUP)["pending"] == 0
