@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO))
 async def measure(url: str, size: int, n_objects: int, rounds: int) -> dict[str, float]:
     import redis.asyncio as aioredis
 
-    from service.app import GC_THRESHOLDS, redis_client
     from service.classifier import Classifier
     from service.inference import InferenceExecutor, load_model
+    from service.runtime import GC_THRESHOLDS, redis_client
     from service.schemas import DetectionRequest
     from service.settings import Settings
     from service.store import RedisStateStore

@@ -153,6 +153,22 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="service.commands:serve")
 
 
+def _add_consume(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("consume", help="classify detections from a Redis stream (consumer group; runs until "
+                       "SIGTERM); results to a results stream")
+    p.add_argument("--stream", default=None, help="ingest stream (default: GOTO_INGEST_STREAM, goto:ingest)")
+    p.add_argument("--results-stream", default=None,
+                   help="results stream (default: GOTO_RESULTS_STREAM, goto:results)")
+    p.add_argument("--dead-letter-stream", default=None,
+                   help="stream of entries that could not be classified (default: GOTO_DEAD_LETTER_STREAM, "
+                   "goto:ingest:dead)")
+    p.add_argument("--group", default=None, help="consumer group (default: GOTO_CONSUMER_GROUP)")
+    p.add_argument("--consumer", default=None,
+                   help="this consumer's name in the group (default: GOTO_CONSUMER_NAME, else host-pid)")
+    p.add_argument("--batch", type=int, default=None, help="entries per read (default: GOTO_CONSUME_BATCH)")
+    p.set_defaults(handler="service.consume:consume_command")
+
+
 def _add_replay(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="stream a detections table into a running service in time order")
     p.add_argument("file", help="detections table (CSV or Parquet); objects table found beside it")
@@ -207,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time VS/SN/AGN light-curve classifier (Burhanudin et al. 2021).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_simulate, _add_train, _add_grid, _add_evaluate, _add_calibrate, _add_serve, _add_replay,
-                _add_dispatch, _add_webhooks):
+    for add in (_add_simulate, _add_train, _add_grid, _add_evaluate, _add_calibrate, _add_serve, _add_consume,
+                _add_replay, _add_dispatch, _add_webhooks):
         add(sub)
     return parser
 

@@ -40,23 +40,23 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 
 from lightcurve.context import GalaxyCatalog, galactic_lb
 from lightcurve.preprocessing import context_matrix, order_arrays, sequence_input, step_matrix
 from service import metrics
+from service.codec import (
+    StoredDetection,
+    decode_state,
+    detection_values,
+    encode_detection,
+    history_row_prefix,
+    state_document,
+)
 from service.inference import EngineWork, InferenceExecutor, LoadedModel
 from service.keys import object_keys
 from service.schemas import DetectionRequest
-from service.state import ContextRecord, ObjectState, parse_state
-from service.store import (
-    CommitReply,
-    CommitRequest,
-    PrepareReply,
-    RedisStateStore,
-    StoredDetection,
-    encode_payload,
-)
+from service.state import ContextRecord, ObjectState
+from service.store import CommitReply, CommitRequest, PrepareReply, RedisStateStore
 
 __all__ = ["Classifier", "CommitContention", "CommitExtension", "MissingPosition"]
 
@@ -118,24 +118,10 @@ class _Work:
     missed: bool = False
 
     def stored(self) -> StoredDetection:
-        d = self.det
-        return StoredDetection(
-            self.detection_id,
-            d.mjd,
-            d.mag,
-            d.mag_err,
-            d.filter,
-            d.ra,
-            d.dec,
-            d.host_sep_arcsec,
-            self.received_unix,
-        )
+        return StoredDetection(self.detection_id, *detection_values(self.det, self.received_unix))
 
     def payload(self) -> bytes:
-        d = self.det
-        return encode_payload(
-            d.mjd, d.mag, d.mag_err, d.filter, d.ra, d.dec, d.host_sep_arcsec, self.received_unix
-        )
+        return encode_detection(*detection_values(self.det, self.received_unix))
 
 
 def _now() -> str:
@@ -336,7 +322,7 @@ class Classifier:
         self._new_on_miss += (float(was_new) - self._new_on_miss) / 32
 
     def _plan_from_prepare(self, w: _Work, reply: PrepareReply) -> None:
-        st = parse_state(reply.state)
+        st = decode_state(reply.state)
         w.base = st
         w.n_before = reply.n_detections
         kind = reply.kind
@@ -546,18 +532,7 @@ class Classifier:
         keys = st.keys
         if keys is None:
             keys = st.keys = object_keys(det.object_id)
-        row = orjson.dumps(
-            {
-                "detection_id": st.detection_id,
-                "mjd": st.mjd,
-                "n_used": len(st.ids),
-                "probabilities": st.probabilities,
-                "predicted_class": st.predicted_class,
-                "model_version": st.model_version,
-                "mode": w.mode,
-                "time": st.updated_at,
-            }
-        )[:-1]
+        row = history_row_prefix(st, w.mode)
         refresh = w.plan == "refresh"
         request = CommitRequest(
             keys,
@@ -570,7 +545,7 @@ class Classifier:
             has_position,
             row,
             st.rnn,
-            st.document(),
+            state_document(st),
             expected_revision=w.base.revision if w.base is not None else 0,
         )
         if self.extension is not None:  # the outbox/notify writes join this commit (same Lua call)
@@ -605,7 +580,7 @@ class Classifier:
             return True
         if kind == "no_position":
             raise MissingPosition(w.index)
-        st = parse_state(reply.state)
+        st = decode_state(reply.state)
         if kind in ("duplicate", "stored", "unchanged"):
             if st is None or st.model_version != self.version:
                 self._cache.pop(oid, None)

@@ -16,6 +16,18 @@ Per object:
 ``goto:{o:<id>}:history``
     list of JSON rows, one per classification update, oldest first.
 
+Streams of the stream front-end (``goto-classifier consume``; names configurable, these are the
+defaults):
+
+``goto:ingest``
+    detections to classify, one per entry (field ``detection``: the JSON of ``POST /classify``),
+    read through the consumer group ``goto-classifier``.
+``goto:results``
+    one entry per classified detection (field ``result``: the JSON ``POST /classify`` answers;
+    ``ingest_id``: the id of the entry it answers), trimmed to about ``GOTO_RESULTS_MAXLEN``.
+``goto:ingest:dead``
+    entries that could not be classified (fields ``ingest_id``, ``detection``, ``error``).
+
 Nothing expires: the light curve and its history are the product. Operators who want retention
 can set a TTL policy on the prefix; the store never relies on a key's absence except for new objects.
 """
@@ -24,9 +36,22 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["PREFIX", "ObjectKeys", "StateField", "object_keys"]
+__all__ = [
+    "CONSUMER_GROUP",
+    "DEAD_LETTER_STREAM",
+    "INGEST_STREAM",
+    "PREFIX",
+    "RESULTS_STREAM",
+    "ObjectKeys",
+    "StateField",
+    "object_keys",
+]
 
 PREFIX = "goto"
+INGEST_STREAM = f"{PREFIX}:ingest"
+RESULTS_STREAM = f"{PREFIX}:results"
+DEAD_LETTER_STREAM = f"{PREFIX}:ingest:dead"
+CONSUMER_GROUP = "goto-classifier"
 
 
 class StateField:

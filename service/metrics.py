@@ -40,12 +40,14 @@ HTTP_DURATION = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
-#: Outcome of each detection posted to /classify or /classify/batch, as answered to the client.
+#: Outcome of each detection posted to /classify or /classify/batch (as answered to the client), or
+#: read from the ingest stream by ``goto-classifier consume`` (rejected: sent to the dead-letter stream).
 DETECTION_OUTCOMES = ("classified", "duplicate", "stored", "rejected", "unavailable")
 DETECTIONS = Counter(
     "goto_detections",
-    "Detections received by /classify and /classify/batch, by outcome: classified, duplicate, stored "
-    "(beyond the model's input), rejected (4xx: invalid, nothing stored), unavailable (503)",
+    "Detections received by /classify, /classify/batch and the ingest stream, by outcome: classified, "
+    "duplicate, stored (beyond the model's input), rejected (4xx or dead letter: invalid, nothing "
+    "stored), unavailable (503, or left pending in the stream)",
     ["outcome"],
 )
 CLASSIFICATIONS = Counter(

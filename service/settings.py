@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.keys import CONSUMER_GROUP, DEAD_LETTER_STREAM, INGEST_STREAM, RESULTS_STREAM
+
 __all__ = ["DEFAULT_MODEL_DIR", "Settings", "load_settings", "redacted_url"]
 
 #: The shipped model directory, found relative to the installed package (repo layout).
@@ -83,6 +85,26 @@ class Settings(BaseSettings):
     log_level: str = "info"
     #: One log line per HTTP request (method, route, status, duration, request id, object id).
     access_log: bool = False
+    # ``goto-classifier consume`` (the stream front-end, ``service.consume``)
+    #: Stream of detections to classify (field ``detection``: the JSON of ``POST /classify``).
+    ingest_stream: str = Field(INGEST_STREAM, min_length=1, max_length=256)
+    #: Stream the results go to (field ``result``: the JSON ``POST /classify`` answers).
+    results_stream: str = Field(RESULTS_STREAM, min_length=1, max_length=256)
+    #: Stream of entries that could not be classified, each with its error.
+    dead_letter_stream: str = Field(DEAD_LETTER_STREAM, min_length=1, max_length=256)
+    #: Consumer group the consumers share the ingest stream through.
+    consumer_group: str = Field(CONSUMER_GROUP, min_length=1, max_length=256)
+    #: This consumer's name in the group (unset: ``<host>-<pid>``); unique per running consumer.
+    consumer_name: str | None = Field(None, min_length=1, max_length=256)
+    #: Entries read (and classified together) per read.
+    consume_batch: int = Field(100, ge=1, le=10_000)
+    #: How long one read waits for new entries (milliseconds).
+    consume_block_ms: int = Field(1000, ge=1, le=60_000)
+    #: Entries another consumer read and left unacknowledged this long (milliseconds) are taken over
+    #: (the consumer died). Longer than a read's processing takes, or live consumers' work is repeated.
+    claim_min_idle_ms: int = Field(30_000, ge=100, le=86_400_000)
+    #: Approximate length the results stream is trimmed to (0: never trimmed).
+    results_maxlen: int = Field(1_000_000, ge=0, le=10**10)
 
     @field_validator("api_keys", mode="before")
     @classmethod

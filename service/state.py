@@ -1,4 +1,4 @@
-"""An object's classification state as the service holds it (parsed from / written to the state hash)."""
+"""An object's classification state as the service holds it (stored and read by ``service.codec``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from typing import Any
 
 import orjson
 
-from service.keys import ObjectKeys, StateField
-from service.store import STATE_FIELDS
+from service.keys import ObjectKeys
 
 __all__ = ["ContextRecord", "ObjectState", "parse_state"]
-
-_INDEX = {name: i for i, name in enumerate(STATE_FIELDS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,50 +102,10 @@ class ObjectState:
             "updated_at": self.updated_at,
         }
 
-    def document(self) -> bytes:
-        """The state hash's JSON document (the fields the scripts do not compare; see ``StateField.DOC``)."""
-        return orjson.dumps(
-            {
-                "t_first": self.t_first,
-                "last_mjd": self.last_mjd,
-                "context": None if self.context is None else self.context.fragment,
-                "probabilities": self.probabilities,
-                "predicted_class": self.predicted_class,
-                "detection_id": self.detection_id,
-                "mjd": self.mjd,
-                "updated_at": self.updated_at,
-            }
-        )
-
-
-def _s(raw: bytes | None) -> str:
-    return raw.decode() if raw is not None else ""
-
 
 def parse_state(raw: list[bytes | None] | None) -> ObjectState | None:
-    """The state hash (``HMGET`` of :data:`STATE_FIELDS`) as an :class:`ObjectState`; ``None`` if absent."""
-    if not raw or raw[_INDEX[StateField.MODEL_VERSION]] is None:
-        return None
+    """The state hash as an :class:`ObjectState` (``service.codec.decode_state``; this name is kept for
+    callers written before the codec)."""
+    from service.codec import decode_state  # here: service.codec imports this module
 
-    def get(name: str) -> bytes | None:
-        return raw[_INDEX[name]]
-
-    doc = orjson.loads(get(StateField.DOC) or b"{}")
-    ctx = doc.get("context")
-    ids = _s(get(StateField.IDS))
-    return ObjectState(
-        model_version=_s(get(StateField.MODEL_VERSION)),
-        ids=tuple(ids.split("\n")) if ids else (),
-        ids_text=ids,
-        rnn=get(StateField.RNN) or b"",
-        t_first=float(doc.get("t_first", "nan")),
-        last_mjd=float(doc.get("last_mjd", "nan")),
-        context=None if ctx is None else ContextRecord.from_json(ctx),
-        probabilities=doc.get("probabilities", {}),
-        predicted_class=doc.get("predicted_class", ""),
-        detection_id=doc.get("detection_id", ""),
-        mjd=float(doc.get("mjd", "nan")),
-        updated_at=doc.get("updated_at", ""),
-        revision=int(_s(get(StateField.REVISION)) or 0),
-        notify=_s(get(StateField.NOTIFY)),
-    )
+    return decode_state(raw)

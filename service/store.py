@@ -36,9 +36,8 @@ Because the detection and its classification are written together, a Redis failu
 ``(mjd, detection_id)`` order; the only Lua string comparison is byte-wise for the same reason
 (Lua's ``<`` uses the server's collation locale).
 
-Detection payload (hash value): the JSON array ``[mjd, mag, mag_err, filter, ra, dec, host_sep,
-received_unix]`` (orjson writes the shortest exact float, so values round-trip; ``null`` for absent
-ones). Payloads written by earlier versions, ``mjd|mag|...`` with ``repr`` floats, are still read.
+The scripts are files, ``service/lua/*.lua``; every stored record (detection payloads, the state
+hash, history rows) is encoded and decoded in ``service.codec``, with its version.
 """
 
 from __future__ import annotations
@@ -48,15 +47,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from service import metrics
+from service import lua, metrics
+from service.codec import STATE_FIELDS, StoredDetection, decode_detection
 from service.keys import ObjectKeys, StateField
 from service.redis_packing import PipelineConnections
 
 __all__ = [
+    "COMMIT_HOOK",
     "STATE_FIELDS",
     "CommitReply",
     "CommitRequest",
@@ -67,89 +67,35 @@ __all__ = [
     "StoreUnavailable",
     "StoredDetection",
     "commit_body",
-    "decode_payload",
-    "encode_payload",
     "many_objects",
 ]
 
-#: Fields of the state hash returned by every script, in this order.
-STATE_FIELDS: tuple[str, ...] = (
-    StateField.MODEL_VERSION,
-    StateField.IDS,
-    StateField.N_USED,
-    StateField.RNN,
-    StateField.DOC,
-    StateField.REVISION,
-    StateField.NOTIFY,
-)
-_FIELD_LIST = ", ".join(f"'{f}'" for f in STATE_FIELDS)
-_MV = STATE_FIELDS.index(StateField.MODEL_VERSION) + 1  # Lua is 1-based
-_N_USED = STATE_FIELDS.index(StateField.N_USED) + 1
-
-#: Runs the per-object body once per object block. Call arguments: ``ARGV = n_steps, model_version,
-#: n_objects, then per object: n_keys, n_args, args``; ``KEYS`` = every object's keys in the same
-#: order. The body is a function of ``k`` and ``a``, where that object's keys and arguments start in
-#: ``KEYS`` and ``ARGV`` (it copies them into locals: no table per object); ``N_STEPS`` and
-#: ``MODEL_VERSION`` are the call's. Helpers: ``state(state_key)`` (the fields of
-#: :data:`STATE_FIELDS`), ``first_n(order_key, dets_key, n)`` (ids and payloads of the first ``n``
-#: detections in time order) and ``bytes_lt(x, y)`` (byte-wise ``<``: Lua's own follows the locale).
-_MANY_OBJECTS = """
-local N_STEPS, MODEL_VERSION = tonumber(ARGV[1]), ARGV[2]
-local function state(state_key) return redis.call('HMGET', state_key, {fields}) end
-local function first_n(order_key, dets_key, n)
-  local ids = redis.call('ZRANGE', order_key, 0, n - 1)
-  if #ids == 0 then return {{ids, {{}}}} end
-  return {{ids, redis.call('HMGET', dets_key, unpack(ids))}}
-end
-local function bytes_lt(x, y)
-  for i = 1, math.min(#x, #y) do
-    local p, q = string.byte(x, i), string.byte(y, i)
-    if p ~= q then return p < q end
-  end
-  return #x < #y
-end
-local function object(k, a)
-{body}
-end
-local out, k, a = {{}}, 1, 4
-for i = 1, tonumber(ARGV[3]) do
-  local n_keys, n_args = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  out[i] = object(k, a + 2)
-  k, a = k + n_keys, a + 2 + n_args
-end
-return out
-"""
+#: Values of the scripts' ``@NAME@`` markers (``service/lua/*.lua``): the state hash's field names,
+#: the list every script reads (``HMGET``, in :data:`STATE_FIELDS` order) and positions in it.
+_MARKERS = {
+    **{name: getattr(StateField, name) for name in
+       ("MODEL_VERSION", "IDS", "N_USED", "RNN", "DOC", "REVISION", "NOTIFY")},
+    "STATE_FIELDS": ", ".join(f"'{f}'" for f in STATE_FIELDS),
+    "MODEL_VERSION_AT": str(STATE_FIELDS.index(StateField.MODEL_VERSION) + 1),  # Lua is 1-based
+    "N_USED_AT": str(STATE_FIELDS.index(StateField.N_USED) + 1),
+}
 
 
 def many_objects(body: str) -> str:
-    """The script that runs the per-object Lua ``body`` for every object block of a call."""
-    return _MANY_OBJECTS.format(fields=_FIELD_LIST, body=body)
+    """The script that runs the per-object Lua ``body`` for every object block of a call.
+
+    ``many_objects.lua``: call arguments ``ARGV = n_steps, model_version, n_objects, then per object:
+    n_keys, n_args, args``; ``KEYS`` = every object's keys in the same order. The body is a function
+    of ``k`` and ``a``, where that object's keys and arguments start in ``KEYS`` and ``ARGV`` (it
+    copies them into locals: no table per object); ``N_STEPS`` and ``MODEL_VERSION`` are the call's.
+    Helpers: ``state(state_key)`` (the fields of :data:`STATE_FIELDS`), ``first_n(order_key,
+    dets_key, n)`` (ids and payloads of the first ``n`` detections in time order) and
+    ``bytes_lt(x, y)`` (byte-wise ``<``: Lua's own follows the locale).
+    """
+    return lua.render(lua.source("many_objects"), BODY=body, STATE_FIELDS=_MARKERS["STATE_FIELDS"])
 
 
-PREPARE_BODY = f"""
--- keys: state, order, dets, history; args: detection_id, mjd
-local state_key, order_key, dets_key = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-local id, mjd = ARGV[a], ARGV[a + 1]
-local n = redis.call('ZCARD', order_key)
-local st = state(state_key)
-local current = st[{_MV}] == MODEL_VERSION
-if redis.call('HEXISTS', dets_key, id) == 1 then
-  if current then return {{'duplicate', n, st}} end
-  local lc = first_n(order_key, dets_key, N_STEPS)
-  return {{'duplicate', n, st, lc[1], lc[2]}}
-end
-if n == 0 then return {{'new', 0, st}} end
-local rank = redis.call('ZCOUNT', order_key, '-inf', '(' .. mjd)
-if rank < N_STEPS then
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', order_key, mjd, mjd)) do
-    if bytes_lt(m, id) then rank = rank + 1 end
-  end
-end
-if current and rank >= N_STEPS then return {{'beyond', n, st}} end
-if current and rank == n and tonumber(st[{_N_USED}]) == n then return {{'step', n, st}} end
-local lc = first_n(order_key, dets_key, N_STEPS)
-return {{'recompute', n, st, lc[1], lc[2]}}
-"""
+PREPARE_BODY = lua.render(lua.source("prepare"), **_MARKERS)
 
 #: Marks the place in the commit script where same-step extra writes (e.g. an outbox XADD) go: after
 #: every check has passed and the state is written, before the object's reply. Lua inserted there sees
@@ -158,152 +104,19 @@ return {{'recompute', n, st, lc[1], lc[2]}}
 #: (its extra keys are ``KEYS[key_at ..]``).
 COMMIT_HOOK = "-- @after-commit"
 
-_COMMIT_BODY = f"""
--- keys: state, order, dets, history[, extra keys...]
--- args: 1 head: the small arguments, space-separated (one argument instead of eight: each costs the
---   caller and the server more than this match): detection_id ('' = refresh only), mjd, mode
---   ('classify'|'step'|'store'), n_used (how many ids), has_position ('1'|'0'), expected revision
---   ('' = any; required by 'step'), expected count of detections after insertion ('' = any), n_extra E;
---   2 ids (the first n_steps ids after insertion, newline-joined: what the classification was computed
---   from; stored as its ids), 3 payload, 4 row (history row without its closing brace; '' = none),
---   5 RNN state, 6 state document, 7 notify state ('' = not written), then E extra args (for the hook)
-local state_key, order_key, dets_key, history_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-local id, mjd, mode, n_used, has_position, expected_revision, expected_count, n_extra =
-  string.match(ARGV[a], '^(%S*) (%S*) (%S*) (%S*) (%S*) (%S*) (%S*) (%S*)$')
-local ids, payload, row, rnn, doc, notify = unpack(ARGV, a + 1, a + 6)
-local key_at, extra_at = k + 4, a + 7
-n_used, n_extra = tonumber(n_used), tonumber(n_extra)
-if id ~= '' then
-  if has_position ~= '1' and redis.call('EXISTS', order_key) == 0 then
-    return {{'no_position', 0, state(state_key)}}
-  end
-  if redis.call('HSETNX', dets_key, id, payload) == 0 then
-    return {{'duplicate', redis.call('ZCARD', order_key), state(state_key)}}
-  end
-  redis.call('ZADD', order_key, mjd, id)
-end
-local ok
-if mode == 'store' then
-  ok = redis.call('ZRANK', order_key, id) >= N_STEPS
-  ok = ok and redis.call('HGET', state_key, '{StateField.MODEL_VERSION}') == MODEL_VERSION
-else
-  local revision_ok = expected_revision == ''
-    or tonumber(redis.call('HGET', state_key, '{StateField.REVISION}') or '0') == tonumber(expected_revision)
-  if mode == 'step' then
-    -- an unchanged revision means an unchanged input (module docstring): the new id must come last
-    ok = revision_ok and redis.call('ZRANK', order_key, id) == n_used - 1
-  else
-    ok = revision_ok and table.concat(redis.call('ZRANGE', order_key, 0, N_STEPS - 1), '\\n') == ids
-  end
-  if ok and expected_count ~= '' then ok = redis.call('ZCARD', order_key) == tonumber(expected_count) end
-end
-if not ok then
-  if id ~= '' then
-    redis.call('HDEL', dets_key, id)
-    redis.call('ZREM', order_key, id)
-  end
-  local lc = first_n(order_key, dets_key, N_STEPS)
-  return {{'conflict', redis.call('ZCARD', order_key), state(state_key), lc[1], lc[2]}}
-end
-local n = redis.call('ZCARD', order_key)
-if mode == 'store' then return {{'stored', n, state(state_key)}} end
-if id == '' and redis.call('HGET', state_key, '{StateField.IDS}') == ids
-    and redis.call('HGET', state_key, '{StateField.MODEL_VERSION}') == MODEL_VERSION then
-  return {{'unchanged', n, state(state_key)}}
-end
-if notify ~= '' then
-  redis.call('HSET', state_key, '{StateField.MODEL_VERSION}', MODEL_VERSION, '{StateField.IDS}', ids,
-    '{StateField.N_USED}', n_used, '{StateField.RNN}', rnn, '{StateField.DOC}', doc,
-    '{StateField.NOTIFY}', notify)
-else
-  redis.call('HSET', state_key, '{StateField.MODEL_VERSION}', MODEL_VERSION, '{StateField.IDS}', ids,
-    '{StateField.N_USED}', n_used, '{StateField.RNN}', rnn, '{StateField.DOC}', doc)
-end
-local revision = redis.call('HINCRBY', state_key, '{StateField.REVISION}', 1)
-if row ~= '' then
-  redis.call('RPUSH', history_key, row .. ',"n_detections":' .. n .. ',"revision":' .. revision .. '}}')
-end
-{COMMIT_HOOK}
-return {{'ok', n, revision}}
-"""
+_COMMIT_BODY = lua.render(lua.source("commit"), **_MARKERS)
 
 
 def commit_body(extension: str = "") -> str:
     """The commit script's per-object body, with ``extension`` Lua inserted at :data:`COMMIT_HOOK`."""
     return _COMMIT_BODY.replace(COMMIT_HOOK, f"{COMMIT_HOOK}\n{extension}" if extension else COMMIT_HOOK)
 
-READ_OBJECT_LUA = f"""
--- KEYS: state, order, dets, history. ARGV: with_light_curve ('1'|'0'), with_history ('1'|'0')
-local out = {{redis.call('HMGET', KEYS[1], {_FIELD_LIST}), {{}}, {{}}, {{}}}}
-if ARGV[1] == '1' then
-  local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
-  out[2] = ids
-  if #ids > 0 then out[3] = redis.call('HMGET', KEYS[3], unpack(ids)) end
-end
-if ARGV[2] == '1' then out[4] = redis.call('LRANGE', KEYS[4], 0, -1) end
-return out
-"""
+
+READ_OBJECT_LUA = lua.render(lua.source("read_object"), **_MARKERS)
 
 
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached (or timed out); the request had no effect."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDetection:
-    detection_id: str
-    mjd: float
-    mag: float
-    mag_err: float
-    filter: str
-    ra: float | None
-    dec: float | None
-    host_sep_arcsec: float | None
-    received_unix: float
-
-    @property
-    def has_position(self) -> bool:
-        return self.ra is not None and self.dec is not None
-
-    @property
-    def order_key(self) -> tuple[float, str]:
-        return (self.mjd, self.detection_id)
-
-
-def encode_payload(
-    mjd: float,
-    mag: float,
-    mag_err: float,
-    filter: str,
-    ra: float | None,
-    dec: float | None,
-    host_sep_arcsec: float | None,
-    received_unix: float,
-) -> bytes:
-    # one orjson call: ~0.7 us, against ~6 us for the earlier repr/join text format
-    return orjson.dumps([mjd, mag, mag_err, filter, ra, dec, host_sep_arcsec, received_unix])
-
-
-def _opt_float(raw: str) -> float | None:
-    return float(raw) if raw else None
-
-
-def decode_payload(detection_id: str, payload: bytes) -> StoredDetection:
-    if payload[:1] == b"[":
-        mjd, mag, err, flt, ra, dec, sep, received = orjson.loads(payload)
-        return StoredDetection(detection_id, mjd, mag, err, flt, ra, dec, sep, received)
-    mjd, mag, err, flt, ra, dec, sep, received = payload.decode().split("|")  # earlier text format
-    return StoredDetection(
-        detection_id,
-        float(mjd),
-        float(mag),
-        float(err),
-        flt,
-        _opt_float(ra),
-        _opt_float(dec),
-        _opt_float(sep),
-        float(received),
-    )
 
 
 def _text(value: Any) -> str:
@@ -328,7 +141,7 @@ class CommitReply:
 
 
 def _light_curve(ids: Sequence[bytes], payloads: Sequence[bytes | None]) -> list[StoredDetection]:
-    return [decode_payload(_text(i), p) for i, p in zip(ids, payloads, strict=True) if p is not None]
+    return [decode_detection(_text(i), p) for i, p in zip(ids, payloads, strict=True) if p is not None]
 
 
 class LuaScript:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
+from service import ingest
 from service.affinity import ObjectRouter
 from service.api.deps import JSONBytes, OrjsonRoute, RouterDep, WriteAccess
-from service.logs import note
-from service.metrics import DETECTION_OUTCOMES, DETECTIONS
 from service.schemas import BatchRequest, BatchResponse, Classification, DetectionRequest
 
 router = APIRouter(tags=["classify"], dependencies=[WriteAccess], route_class=OrjsonRoute)
-
-#: Labelled children of ``goto_detections_total``, resolved once (this is the hot path).
-_OUTCOME = {outcome: DETECTIONS.labels(outcome) for outcome in DETECTION_OUTCOMES}
-
-
-def _count(results: list[dict[str, Any]]) -> None:
-    if len(results) == 1:
-        _OUTCOME[results[0]["status"]].inc()
-        return
-    for status, n in Counter(r["status"] for r in results).items():
-        _OUTCOME[status].inc(n)
 
 _ERRORS = {
     401: {"description": "API keys are configured and none (or a wrong one) was given"},
@@ -56,7 +43,7 @@ async def classify_batch(batch: BatchRequest, request: Request, router: RouterDe
     """
     limit = request.app.state.max_batch_size
     if len(batch.detections) > limit:
-        _OUTCOME["rejected"].inc(len(batch.detections))
+        ingest.count_outcome("rejected", len(batch.detections))
         raise HTTPException(
             422,
             [
@@ -70,26 +57,18 @@ async def classify_batch(batch: BatchRequest, request: Request, router: RouterDe
     return JSONBytes(await classify_batch_within_limit(router, batch.detections))
 
 
-# The two use cases, shared with the fast path (``service.api.fastpath``), which serves the same routes.
+# What the routes and the fast path (``service.api.fastpath``, which serves the same routes) call.
 
 
 async def classify_one(router: ObjectRouter, detection: DetectionRequest) -> dict[str, Any]:
-    note(object_id=detection.object_id, n_detections=1)
-    result = await router.classify(detection)
-    _count([result])
-    return result
+    return await ingest.classify_one(router, detection)
 
 
 async def classify_batch_within_limit(
     router: ObjectRouter, dets: list[DetectionRequest]
 ) -> dict[str, list[dict[str, Any]]]:
     """A batch already checked against ``GOTO_MAX_BATCH_SIZE``."""
-    note(n_detections=len(dets))
-    if all(d.object_id == dets[0].object_id for d in dets):
-        note(object_id=dets[0].object_id)
-    results = await router.classify_many(dets)
-    _count(results)
-    return {"results": results}
+    return {"results": await ingest.classify_batch(router, dets)}
 
 
 __all__ = ["classify_batch_within_limit", "classify_one", "router"]

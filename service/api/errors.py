@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.deps import JSONBytes
 from service.classifier import CommitContention, MissingPosition
+from service.ingest import count_outcome
 from service.logs import REQUEST_CONTEXT
-from service.metrics import DETECTIONS
 from service.store import StoreUnavailable
 
 __all__ = ["BodySizeLimit", "JSONContentType", "install_error_handlers", "is_utf8_json"]
@@ -36,7 +36,7 @@ def _count_detections(request: Request, outcome: str, body: Any = None) -> None:
         if request.url.path == "/classify/batch" and isinstance(body, dict):
             dets = body.get("detections")
             n = len(dets) if isinstance(dets, list) and dets else 1
-    DETECTIONS.labels(outcome).inc(n)
+    count_outcome(outcome, n)
 
 
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:

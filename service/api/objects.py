@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 
 from service.api.deps import ClassifierDep, JSONBytes, ReadAccess, StoreDep
+from service.codec import REQUEST_FIELDS, decode_history_row, decode_state
 from service.keys import object_keys
 from service.schemas import API_ID_PATTERN, ObjectView, ProbabilityHistory
-from service.state import ObjectState, parse_state
+from service.state import ObjectState
 
 router = APIRouter(prefix="/objects", tags=["objects"], dependencies=[ReadAccess])
 
@@ -36,10 +36,10 @@ def _unknown(object_id: str) -> HTTPException:
 async def probabilities(object_id: ObjectId, store: StoreDep) -> JSONBytes:
     """Latest probabilities and the full history, one row per classification update (oldest first)."""
     raw, lc, rows = await store.read_object(object_keys(object_id), light_curve=True, history=True)
-    st = parse_state(raw)
+    st = decode_state(raw)
     if st is None:
         raise _unknown(object_id)
-    history = [orjson.loads(r) for r in rows]
+    history = [decode_history_row(r) for r in rows]
     return JSONBytes({"object_id": object_id, "latest": _latest(object_id, st, len(lc)), "history": history})
 
 
@@ -68,20 +68,14 @@ async def object_view(object_id: ObjectId, store: StoreDep, classifier: Classifi
     """The stored light curve (time order; ``in_model`` marks the model's first detections), the context
     features and the latest classification."""
     raw, lc, _ = await store.read_object(object_keys(object_id), light_curve=True, history=False)
-    st = parse_state(raw)
+    st = decode_state(raw)
     if st is None:
         raise _unknown(object_id)
     used = set(st.ids)
     light_curve = [
         {
             "detection_id": d.detection_id,
-            "mjd": d.mjd,
-            "mag": d.mag,
-            "mag_err": d.mag_err,
-            "filter": d.filter,
-            "ra": d.ra,
-            "dec": d.dec,
-            "host_sep_arcsec": d.host_sep_arcsec,
+            **{name: getattr(d, name) for name in REQUEST_FIELDS},
             "received_at": _iso(d.received_unix),
             "in_model": d.detection_id in used,
         }

@@ -17,10 +17,11 @@ import redis.asyncio as aioredis
 
 from lightcurve.preprocessing import sequence_input
 from service.classifier import Classifier
+from service.codec import encode_detection
 from service.inference import InferenceExecutor
 from service.keys import object_keys
 from service.schemas import DetectionRequest
-from service.store import CommitRequest, RedisStateStore, encode_payload
+from service.store import CommitRequest, RedisStateStore
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +100,7 @@ def test_commit_conflict_undoes_the_insert(clean_redis: str, loaded_model: Any) 
         executor.start()
         classifier = Classifier(store, loaded_model, executor)
         await classifier.classify(detection("OBJ_cas", 0, 58600.0))
-        payload = encode_payload(58601.0, 18.0, 0.1, "L", None, None, None, 0.0)
+        payload = encode_detection(58601.0, 18.0, 0.1, "L", None, None, None, 0.0)
         wrong = CommitRequest(keys, "d999", 58601.0, payload, "classify", "nope\nd999", 2, False, b'{"x":1')
         reply = await store.commit(wrong)
         prepared = await store.prepare(keys, "d000", 58600.0)
@@ -280,7 +281,7 @@ def test_a_worker_without_the_state_guesses_new_then_asks_redis(clean_redis: str
 
 
 def _step_request(keys: Any, did: str, mjd: float, ids: list[str], revision: int) -> CommitRequest:
-    payload = encode_payload(mjd, 18.0, 0.1, "L", None, None, None, 0.0)
+    payload = encode_detection(mjd, 18.0, 0.1, "L", None, None, None, 0.0)
     return CommitRequest(keys, did, mjd, payload, "step", "\n".join(ids), len(ids), False, b'{"x":1',
                          b"\x00" * 8, b"{}", expected_revision=revision)
 
