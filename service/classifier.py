@@ -57,6 +57,7 @@ from service.store import (
     StoredDetection,
     encode_payload,
 )
+from service.ui import index as ui_index
 
 __all__ = ["Classifier", "CommitContention", "CommitExtension", "MissingPosition"]
 
@@ -217,6 +218,7 @@ class Classifier:
         finally:
             self._release(objects, done)
             self._flush_metrics()
+        ui_index.note(self.store.client, [w.result for w in works])  # the /ui listing, after the commit
         return [w.result for w in works]  # type: ignore[misc]
 
     def context_features(self, ctx: ContextRecord | None) -> list[float] | None:
