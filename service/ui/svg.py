@@ -36,7 +36,7 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     >>> nice_ticks(0.0, 1.0)
     [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     >>> nice_ticks(58600.3, 58641.9)
-    [58600.0, 58610.0, 58620.0, 58630.0, 58640.0]
+    [58610.0, 58620.0, 58630.0, 58640.0]
     """
     span = hi - lo
     if not math.isfinite(span) or span <= 0:
@@ -48,7 +48,7 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     ticks = []
     value = first
     while value <= hi + step * 1e-9:
-        ticks.append(round(value, 10))
+        ticks.append(float(round(value, 10)))
         value += step
     return ticks
 
