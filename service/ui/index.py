@@ -282,7 +282,8 @@ _WRITERS: weakref.WeakKeyDictionary[aioredis.Redis, LatestIndexWriter] = weakref
 
 
 def writer_for(client: aioredis.Redis) -> LatestIndexWriter:
-    """The writer of ``client`` (one per Redis client, i.e. per app in this process)."""
+    """The writer of ``client`` (one per Redis client, i.e. per app in this process), created on first
+    use; from then on :func:`note` feeds it. The UI router's lifespan calls this at start-up."""
     writer = _WRITERS.get(client)
     if writer is None:
         writer = _WRITERS[client] = LatestIndexWriter(client)
@@ -293,6 +294,10 @@ def note(client: aioredis.Redis, results: Iterable[Mapping[str, Any] | None]) ->
     """Queue classification results for the index (the classifier calls this after its commits).
 
     A function over the client rather than an object handed to the classifier, so that the commit path
-    needs exactly one call line (``service.classifier.Classifier.classify_many``).
+    needs exactly one call line (``service.classifier.Classifier.classify_many``). Nothing happens for
+    a client no app serving the pages has registered (:func:`writer_for`): a classifier used on its
+    own (benchmarks, store tests) writes only its objects' keys.
     """
-    writer_for(client).note(results)
+    writer = _WRITERS.get(client)
+    if writer is not None:
+        writer.note(results)

@@ -1,8 +1,10 @@
 """What the pages read, over the service's existing store and model (no writes, no new Redis calls
 beyond one ``read_object`` snapshot per object page and one index query per listing).
 
-Every import of the rest of the service that the pages need is in this module, so that a
-restructured service changes imports here only.
+The services come from ``app.state.services`` (:func:`services_of`); the reads go through
+``RedisStateStore.read_object``, ``parse_state``, ``object_keys`` and ``service.api.objects``'s
+host-source rule, all imported here. (``routes`` also imports ``key_accepted``, ``API_ID_PATTERN``
+and ``StoreUnavailable``; ``reindex`` the state hash layout.)
 """
 
 from __future__ import annotations

@@ -55,12 +55,14 @@ SECURITY_HEADERS = {
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # merged into the app's lifespan by include_router (inside it): the index writer's last rows are
-    # written before the app closes its Redis client
-    yield
+    # merged into the app's lifespan by include_router, inside it (the services exist): from here on
+    # the classifier's results feed the listing's index, and its last rows are written before the app
+    # closes its Redis client
     services = getattr(app.state, "services", None)
-    if services is not None:
-        await writer_for(services.store.client).drain()
+    writer = None if services is None else writer_for(services.store.client)
+    yield
+    if writer is not None:
+        await writer.drain()
 
 
 router = APIRouter(prefix="/ui", include_in_schema=False, lifespan=_lifespan)
