@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.store import StoredDetection
-from service.ui.svg import Axis, Plot
+from service.ui.svg import Axis, Plot, esc
 
 __all__ = ["light_curve_svg", "probability_svg", "version_changes"]
 
@@ -56,13 +56,14 @@ def probability_svg(
     plot = Plot(element_id, title, x_axis, Axis(0.0, 1.0, "probability"), height=260)
     for i in version_changes(history):
         plot.vertical_marker(xs[i], "version", f"model {history[i].get('model_version', '?')}")
+    # the stored strings of each row, escaped once for all the classes' tooltips
+    row_tips = [f"after {esc(r.get('n_detections'))} detection(s), MJD {float(r.get('mjd', 0)):.5f}, "
+                f"model {esc(r.get('model_version', '?'))}" for r in history]
     for ci, name in enumerate(class_names):
+        label = esc(name)
         # a row without this class (another model's classes) has no point: NaN would be invalid SVG
-        series = [(r, x, float(p)) for r, x in zip(history, xs, strict=True)
+        series = [(x, float(p), tip) for r, x, tip in zip(history, xs, row_tips, strict=True)
                   if (p := r.get("probabilities", {}).get(name)) is not None]
-        plot.polyline([x for _, x, _ in series], [y for _, _, y in series], f"series c{ci}")
-        for r, x, y in series:
-            tip = (f"{name} {y:.3f} after {r.get('n_detections')} detection(s), "
-                   f"MJD {float(r.get('mjd', 0)):.5f}, model {r.get('model_version', '?')}")
-            plot.point(x, y, f"prob c{ci}", tip, radius=3.0)
+        plot.series([x for x, _, _ in series], [y for _, y, _ in series], f"series c{ci}", f"prob c{ci}",
+                    [f"{label} {y:.3f} {tip}" for _, y, tip in series])
     return plot.render(f"{len(history)} classification updates, {len(class_names)} classes")

@@ -100,14 +100,21 @@ class Plot:
     bottom: int = 44
     _parts: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # pixel = offset + scale * value, per axis (a page draws ~500 coordinates: computed once)
+        self._sx = (self.width - self.left - self.right) / (self.x.hi - self.x.lo)
+        self._ox = self.left - self.x.lo * self._sx
+        sy = (self.height - self.top - self.bottom) / (self.y.hi - self.y.lo)
+        if self.y.inverted:
+            self._sy, self._oy = sy, self.top - self.y.lo * sy
+        else:
+            self._sy, self._oy = -sy, self.height - self.bottom + self.y.lo * sy
+
     def px(self, x: float) -> float:
-        inner = self.width - self.left - self.right
-        return self.left + (x - self.x.lo) / (self.x.hi - self.x.lo) * inner
+        return self._ox + self._sx * x
 
     def py(self, y: float) -> float:
-        inner = self.height - self.top - self.bottom
-        frac = (y - self.y.lo) / (self.y.hi - self.y.lo)
-        return self.top + (frac if self.y.inverted else 1 - frac) * inner
+        return self._oy + self._sy * y
 
     def _frame(self) -> list[str]:
         x0, x1 = self.left, self.width - self.right
@@ -138,6 +145,21 @@ class Plot:
         self._parts.append(
             f'<circle class="{css_class}" cx="{_fmt(self.px(x))}" cy="{_fmt(self.py(y))}" r="{radius}">'
             f"<title>{esc(tooltip)}</title></circle>"
+        )
+
+    def series(self, xs: Sequence[float], ys: Sequence[float], line_class: str, point_class: str,
+               tooltips_html: Sequence[str], radius: float = 3.0) -> None:
+        """A line through the points and a circle at each, coordinates computed once for both.
+        ``tooltips_html`` are already escaped (the caller escapes each stored string once per series
+        instead of every tooltip whole)."""
+        ox, sx, oy, sy = self._ox, self._sx, self._oy, self._sy
+        coords = [(f"{ox + sx * x:.2f}", f"{oy + sy * y:.2f}") for x, y in zip(xs, ys, strict=True)]
+        if len(coords) >= 2:
+            points = " ".join(f"{a},{b}" for a, b in coords)
+            self._parts.append(f'<polyline class="{line_class}" points="{points}"/>')
+        self._parts.extend(
+            f'<circle class="{point_class}" cx="{a}" cy="{b}" r="{radius}"><title>{tip}</title></circle>'
+            for (a, b), tip in zip(coords, tooltips_html, strict=True)
         )
 
     def error_bar(self, x: float, y: float, err: float) -> None:
