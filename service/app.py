@@ -23,6 +23,7 @@ from service.api.observability import RequestObservability
 from service.inference import LoadedModel
 from service.runtime import Runtime
 from service.settings import Settings, load_settings
+from service.ui.routes import router as ui_router
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> FastAPI:
     app.state.max_batch_size = settings.max_batch_size
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(ui_router)  # /ui pages (service.ui)
     install_error_handlers(app, settings.retry_after_s)
     if settings.fast_path:
         app.add_middleware(ClassifyFastPath)  # innermost: the common case of the classify routes

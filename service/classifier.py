@@ -57,6 +57,7 @@ from service.keys import object_keys
 from service.schemas import DetectionRequest
 from service.state import ContextRecord, ObjectState
 from service.store import CommitReply, CommitRequest, PrepareReply, RedisStateStore
+from service.ui import index as ui_index
 
 __all__ = ["Classifier", "CommitContention", "CommitExtension", "MissingPosition"]
 
@@ -203,6 +204,7 @@ class Classifier:
         finally:
             self._release(objects, done)
             self._flush_metrics()
+        ui_index.note(self.store.client, [w.result for w in works])  # the /ui listing, after the commit
         return [w.result for w in works]  # type: ignore[misc]
 
     def context_features(self, ctx: ContextRecord | None) -> list[float] | None:

@@ -142,9 +142,28 @@ class RedisProcess:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
+                if self._loaded():
+                    return
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
+
+    def _loaded(self) -> bool:
+        """Whether the server has finished loading its data: a restart from an append-only file
+        accepts connections at once but answers LOADING until the file is read."""
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        try:
+            client.ping()
+        except redis.AuthenticationError:  # --requirepass: it answers, which is all a start needs
+            pass
+        except (redis.ConnectionError, redis.TimeoutError):  # BusyLoadingError (LOADING) is one
+            return False
+        except redis.RedisError:
+            pass
+        finally:
+            client.close()
+        return True
 
     def stop(self) -> None:
         if self.proc is not None:
