@@ -347,3 +347,29 @@ def test_reduced_grid_summary_and_skip_on_rerun(sim_dir, tmp_path):
     )
     assert "## Do the paper's findings reproduce?" in (focal_dir / "report" / "README.md").read_text()
     assert not (focal_dir / "metrics.json.tmp").exists()
+
+
+def test_calibrate_stores_a_temperature_keeps_the_argmax_and_reports_it(trained, sim_dir, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "calibrated"
+    shutil.copytree(trained["out"], model_dir)
+    args = ["calibrate", "--model", str(model_dir), "--data", str(sim_dir), "--tsne-points", "0"]
+    assert main(args) == 0
+    meta = load_metadata(model_dir)
+    cal = meta.calibration
+    assert cal is not None and cal.method == "temperature" and cal.n_objects > 0
+    assert cal.log_loss_after <= cal.log_loss_before
+    assert any("calibrated post hoc" in d for d in meta.training["departures_from_paper"])
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    original = json.loads((trained["out"] / "metrics.json").read_text())
+    # temperature scaling changes no argmax: the confusion matrix is the uncalibrated model's
+    assert metrics["test"]["confusion"]["counts"] == original["test"]["confusion"]["counts"]
+    assert metrics["calibration"]["map"]["temperature"] == pytest.approx(cal.temperature)
+    assert set(metrics["calibration"]["test"]["ece"]) == {"VS", "SN", "AGN", "top_label"}
+    report = (model_dir / "report" / "README.md").read_text()
+    assert "Calibrated by temperature scaling" in report
+    assert (model_dir / "report" / "reliability.png").is_file()
+    # --method none removes it again
+    assert main([*args, "--method", "none"]) == 0
+    assert load_metadata(model_dir).calibration is None
