@@ -37,6 +37,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -271,8 +272,9 @@ async def run_consumer(settings: Settings, stop: asyncio.Event | None = None) ->
     client = blocking_client(runtime.redis_url, settings, settings.consume_block_ms / 1000)
     consumer = StreamConsumer(runtime, client)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+    # signal handlers can only be installed from the main thread (tests run consumers in threads)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, consumer.stop)
     watcher = None
     if stop is not None:
